@@ -1,0 +1,86 @@
+"""Probability building blocks, written as in the source notes.
+
+Conventions (stated once, used everywhere): every log-density is summed over
+pixels (or latent dimensions) so that it is in nats per image; batch
+reductions are left to the caller.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+
+def reparameterize(key: jax.Array, mean: jax.Array, logvar: jax.Array) -> jax.Array:
+    """z = μ + σ·ε with ε ~ N(0, I): sampling moved off the gradient path."""
+    eps = jax.random.normal(key, mean.shape, mean.dtype)
+    return mean + jnp.exp(0.5 * logvar) * eps
+
+
+def kl_divergence(mean: jax.Array, logvar: jax.Array) -> jax.Array:
+    """KL(N(μ, σ²) ‖ N(0, 1)) per latent dimension: ½(μ² + σ² − log σ² − 1)."""
+    return 0.5 * (jnp.square(mean) + jnp.exp(logvar) - logvar - 1.0)
+
+
+def gaussian_log_prob(x: jax.Array, mean: jax.Array, logvar: jax.Array) -> jax.Array:
+    """log N(x; μ, σ²), elementwise."""
+    return -0.5 * (math.log(2 * math.pi) + logvar + jnp.square(x - mean) * jnp.exp(-logvar))
+
+
+def standard_normal_log_prob(z: jax.Array) -> jax.Array:
+    """log N(z; 0, I) summed over the last axis."""
+    return jnp.sum(-0.5 * (math.log(2 * math.pi) + jnp.square(z)), axis=-1)
+
+
+def diagonal_gaussian_log_prob(z: jax.Array, mean: jax.Array, logvar: jax.Array) -> jax.Array:
+    """log q(z | x) for a diagonal Gaussian, summed over the last axis."""
+    return jnp.sum(gaussian_log_prob(z, mean, logvar), axis=-1)
+
+
+def _sum_pixels(values: jax.Array) -> jax.Array:
+    return jnp.sum(values.reshape(values.shape[0], -1), axis=-1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Likelihood:
+    """p(x | z) given the decoder's raw output.
+
+    `log_prob(out, x)` is in nats per image; `mean(out)` is the image the decoder
+    predicts (what a figure shows); `sample(key, out)` draws x ~ p(x | z).
+    """
+    name: str
+    log_prob: Callable[[jax.Array, jax.Array], jax.Array]
+    mean: Callable[[jax.Array], jax.Array]
+    sample: Callable[[jax.Array, jax.Array], jax.Array]
+
+
+def _bernoulli_log_prob(logits, x):
+    # x·log σ(l) + (1−x)·log(1−σ(l)), written stably as x·l − softplus(l).
+    return _sum_pixels(x * logits - jax.nn.softplus(logits))
+
+
+def _gaussian_fixed_log_prob(mean, x):
+    # Unit variance: −½‖x − μ‖² − (d/2)·log 2π.
+    return _sum_pixels(gaussian_log_prob(x, mean, jnp.zeros_like(mean)))
+
+
+def gaussian_likelihood(logvar: jax.Array | float) -> Likelihood:
+    """A Gaussian p(x | z) with a fixed or learned (scalar or per-pixel) log-variance."""
+    logvar = jnp.asarray(logvar)
+
+    def log_prob(mean, x):
+        return _sum_pixels(gaussian_log_prob(x, mean, jnp.broadcast_to(logvar, mean.shape)))
+
+    def sample(key, mean):
+        return mean + jnp.exp(0.5 * logvar) * jax.random.normal(key, mean.shape, mean.dtype)
+
+    return Likelihood("gaussian", log_prob, lambda mean: mean, sample)
+
+
+BERNOULLI = Likelihood(
+    "bernoulli", _bernoulli_log_prob, jax.nn.sigmoid,
+    lambda key, logits: jax.random.bernoulli(key, jax.nn.sigmoid(logits)).astype(logits.dtype))
+GAUSSIAN_UNIT_VARIANCE = gaussian_likelihood(0.0)

@@ -1,0 +1,306 @@
+"""Supervised disentanglement metrics: BetaVAE, FactorVAE, MIG and DCI.
+
+Each metric is a pure function of a ground-truth ``FactorSpace``, a ``represent`` function
+(observations -> codes ``[N, D]``, e.g. the encoder mean) and an explicit
+``np.random.Generator``, so it runs identically on a trained model or on synthetic codes.
+Protocols and default sample counts follow disentanglement_lib (Locatello et al. 2019);
+where we deviate it is said in the docstring.
+
+Observations are rendered and encoded ``chunk_size`` at a time so that the large sample
+counts (BetaVAE draws ``num_train * batch_size`` pairs) never sit in memory as images.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable
+
+import numpy as np
+from scipy.stats import entropy
+from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import mutual_info_score
+
+Represent = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class FactorSpace:
+    """Ground truth: independent discrete factors and the map from factor indices to observations.
+
+    ``observe`` takes integer factor indices ``[N, K]`` and returns ``N`` observations
+    (images or anything ``represent`` accepts). Factors are sampled uniformly and
+    independently, which every metric below assumes.
+    """
+
+    factor_sizes: tuple[int, ...]
+    observe: Callable[[np.ndarray], np.ndarray]
+
+    def __post_init__(self):
+        if len(self.factor_sizes) < 2 or min(self.factor_sizes) < 2:
+            raise ValueError(f"need >= 2 factors, each with >= 2 values; got {self.factor_sizes}")
+
+    @property
+    def num_factors(self) -> int:
+        return len(self.factor_sizes)
+
+    def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Uniform random factor indices ``[n, K]``."""
+        return rng.integers(0, self.factor_sizes, size=(n, self.num_factors))
+
+
+def encode(space: FactorSpace, represent: Represent, factors: np.ndarray, *, chunk_size: int = 1024) -> np.ndarray:
+    """Codes ``[N, D]`` (float64) of the observations of ``factors``, computed in chunks."""
+    chunks = [
+        np.asarray(represent(space.observe(factors[i : i + chunk_size])), dtype=np.float64)
+        for i in range(0, len(factors), chunk_size)
+    ]
+    return np.concatenate([c.reshape(len(c), -1) for c in chunks])
+
+
+def _sample_batches(space: FactorSpace, num_points: int, batch_size: int, rng: np.random.Generator):
+    """Per point, a factor ``k`` to hold fixed and a batch of uniform factors: ``(k [P], factors [P, B, K])``."""
+    k = rng.integers(space.num_factors, size=num_points)
+    return k, space.sample_factors(num_points * batch_size, rng).reshape(num_points, batch_size, space.num_factors)
+
+
+def _int_seed(rng: np.random.Generator) -> int:
+    """A seed for sklearn estimators, drawn from (and so determined by) ``rng``."""
+    return int(rng.integers(2**31 - 1))
+
+
+# ----------------------------------------------------------------------------- BetaVAE
+
+
+def beta_vae_score(
+    space: FactorSpace,
+    represent: Represent,
+    rng: np.random.Generator,
+    *,
+    batch_size: int = 64,
+    num_train: int = 10000,
+    num_eval: int = 5000,
+    max_iter: int = 1000,
+    chunk_size: int = 1024,
+) -> dict[str, float]:
+    """BetaVAE metric (Higgins et al. 2017): can a linear classifier tell which factor was held fixed?
+
+    Each of ``num_train`` (``num_eval``) points picks a factor ``k`` uniformly, draws
+    ``batch_size`` pairs of observations, each pair sharing its value of ``k`` (all other
+    factors independent), and uses ``mean |z1 - z2|`` over the pairs as its feature. A logistic
+    regression (sklearn, L2, C=1, unscaled features as in disentanglement_lib; ``max_iter``
+    raised from sklearn's 100 so it converges) predicts ``k``; its train and eval
+    accuracies are reported. Chance is ``1/K``.
+    """
+
+    def features(num_points):
+        k, f1 = _sample_batches(space, num_points, batch_size, rng)
+        f2 = space.sample_factors(num_points * batch_size, rng).reshape(f1.shape)
+        points = np.arange(num_points)
+        f2[points, :, k] = f1[points, :, k]  # each pair shares its own value of factor k
+        z1, z2 = (encode(space, represent, f.reshape(-1, space.num_factors), chunk_size=chunk_size) for f in (f1, f2))
+        return np.abs(z1 - z2).reshape(num_points, batch_size, -1).mean(axis=1), k
+
+    x_train, y_train = features(num_train)
+    x_eval, y_eval = features(num_eval)
+    clf = LogisticRegression(max_iter=max_iter).fit(x_train, y_train)
+    return {
+        "beta_vae/train_accuracy": float(clf.score(x_train, y_train)),
+        "beta_vae/eval_accuracy": float(clf.score(x_eval, y_eval)),
+    }
+
+
+# ----------------------------------------------------------------------------- FactorVAE
+
+
+def factor_vae_score(
+    space: FactorSpace,
+    represent: Represent,
+    rng: np.random.Generator,
+    *,
+    batch_size: int = 64,
+    num_train: int = 10000,
+    num_eval: int = 5000,
+    num_variance_estimate: int = 10000,
+    prune_threshold: float = 0.05,
+    chunk_size: int = 1024,
+) -> dict[str, float]:
+    """FactorVAE metric (Kim & Mnih 2018): majority-vote classifier on the least-varying code dim.
+
+    Code dims are normalised by their global variance (unbiased, over
+    ``num_variance_estimate`` samples); dims with global std ``< prune_threshold`` are
+    treated as collapsed and ignored (0.05, disentanglement_lib's study setting). Each vote
+    fixes a random factor ``k`` over a batch of ``batch_size`` and votes
+    ``(argmin_d Var[z_d] / Var_global[z_d], k)``. The classifier maps each active dim to the
+    factor it collected most training votes for; accuracy = share of votes it gets right.
+    Scale invariant apart from the pruning threshold; chance is roughly ``1/K``. With no
+    active dim every score is 0.
+    """
+
+    reference = encode(space, represent, space.sample_factors(num_variance_estimate, rng), chunk_size=chunk_size)
+    global_var = reference.var(axis=0, ddof=1)
+    active = np.sqrt(global_var) >= prune_threshold
+    num_active = int(active.sum())
+    if num_active == 0:
+        return {"factor_vae/train_accuracy": 0.0, "factor_vae/eval_accuracy": 0.0, "factor_vae/num_active_dims": 0.0}
+
+    def votes(num_points):
+        k, factors = _sample_batches(space, num_points, batch_size, rng)
+        points = np.arange(num_points)
+        factors[points, :, k] = factors[points, :1, k]  # one value of factor k per batch
+        z = encode(space, represent, factors.reshape(-1, space.num_factors), chunk_size=chunk_size)
+        z = z[:, active].reshape(num_points, batch_size, num_active)
+        dim = (z.var(axis=1, ddof=1) / global_var[active]).argmin(axis=1)
+        counts = np.zeros((num_active, space.num_factors), dtype=np.int64)
+        np.add.at(counts, (dim, k), 1)
+        return counts
+
+    train_votes, eval_votes = votes(num_train), votes(num_eval)
+    classifier = train_votes.argmax(axis=1)
+    dims = np.arange(num_active)
+    return {
+        "factor_vae/train_accuracy": float(train_votes[dims, classifier].sum() / num_train),
+        "factor_vae/eval_accuracy": float(eval_votes[dims, classifier].sum() / num_eval),
+        "factor_vae/num_active_dims": float(num_active),
+    }
+
+
+# ----------------------------------------------------------------------------- MIG
+
+
+def _discretize(codes: np.ndarray, num_bins: int) -> np.ndarray:
+    """Each code dim binned into ``num_bins`` equal-width bins over its own range."""
+    out = np.empty(codes.shape, dtype=np.int64)
+    for d, column in enumerate(codes.T):
+        edges = np.histogram_bin_edges(column, bins=num_bins)
+        out[:, d] = np.digitize(column, edges[1:-1])
+    return out
+
+
+def mutual_info_gap(
+    space: FactorSpace,
+    represent: Represent,
+    rng: np.random.Generator,
+    *,
+    num_samples: int = 10000,
+    num_bins: int = 20,
+    chunk_size: int = 1024,
+) -> dict[str, float]:
+    """Mutual Information Gap (Chen et al. 2018), plug-in estimator as in disentanglement_lib.
+
+    Codes of ``num_samples`` random factor draws are discretised per dim into ``num_bins``
+    equal-width bins; ``I(z_d; v_k)`` is the empirical discrete MI (sklearn
+    ``mutual_info_score``, nats). For each factor the gap between its most and second most
+    informative dims is divided by ``H(v_k)``; MIG is the mean over factors, in ``[0, 1]``.
+    The plug-in MI is biased upwards by about ``(bins-1)(|v_k|-1) / 2N``, so independent
+    codes score slightly above 0. Needs ``D >= 2``.
+    """
+    factors = space.sample_factors(num_samples, rng)
+    codes = _discretize(encode(space, represent, factors, chunk_size=chunk_size), num_bins)
+    if codes.shape[1] < 2:
+        raise ValueError("MIG needs at least two code dimensions")
+    mi = np.array([[mutual_info_score(v, z) for v in factors.T] for z in codes.T])  # [D, K]
+    factor_entropy = np.array([mutual_info_score(v, v) for v in factors.T])
+    top2 = -np.sort(-mi, axis=0)[:2]
+    return {"mig/score": float(np.mean((top2[0] - top2[1]) / factor_entropy))}
+
+
+# ----------------------------------------------------------------------------- DCI
+
+
+def _importance_model(estimator: str, n_estimators: int, seed: int):
+    """A fresh per-factor classifier with ``feature_importances_``.
+
+    The forest considers every feature at every split (``max_features=None``): with the
+    usual random feature subsets, splits on irrelevant dims leak importance to them and
+    even a perfectly disentangled code scores only ~0.9.
+    """
+    if estimator == "gbt":
+        return GradientBoostingClassifier(n_estimators=n_estimators, random_state=seed)
+    if estimator == "random_forest":
+        return RandomForestClassifier(n_estimators=n_estimators, max_features=None, min_samples_leaf=5, random_state=seed)
+    raise ValueError(f"unknown DCI estimator {estimator!r}; use 'gbt' or 'random_forest'")
+
+
+def _weighted_one_minus_entropy(importance: np.ndarray) -> float:
+    """``sum_i rho_i (1 - H_{n}(P_i))`` over the rows ``i`` of a non-negative ``[rows, n]`` matrix.
+
+    ``P_i`` is row ``i`` normalised, entropy in base ``n`` (so each term is in [0, 1]) and
+    ``rho_i`` the row's share of the total mass.
+    """
+    if importance.shape[1] == 1:  # one column: every row is trivially concentrated (and base-1 entropy is undefined)
+        return 1.0
+    importance = importance + 1e-11  # all-zero rows become uniform (entropy 1) instead of NaN
+    per_row = 1.0 - entropy(importance, base=importance.shape[1], axis=1)
+    return float(np.sum(per_row * importance.sum(axis=1) / importance.sum()))
+
+
+def dci_disentanglement(
+    space: FactorSpace,
+    represent: Represent,
+    rng: np.random.Generator,
+    *,
+    num_train: int = 10000,
+    num_test: int = 5000,
+    estimator: str = "gbt",
+    n_estimators: int = 10,
+    chunk_size: int = 1024,
+) -> dict[str, float]:
+    """DCI (Eastwood & Williams 2018): disentanglement, completeness, informativeness.
+
+    One classifier per factor predicts its index from the codes (``num_train`` samples);
+    the importance matrix ``R[d, k]`` is its impurity-based feature importance. Default:
+    sklearn ``GradientBoostingClassifier`` as in disentanglement_lib, but with
+    ``n_estimators=10`` instead of 100 to stay fast on a few cores (``estimator=
+    "random_forest"`` is the other choice). With ``P_d = R[d] / sum_k R[d, k]`` and
+    ``rho_d = sum_k R[d, k] / sum R``: disentanglement ``= sum_d rho_d (1 - H_K(P_d))``;
+    completeness is the same on ``R.T`` (entropy base ``D``); informativeness is the mean
+    test accuracy over factors (``num_test`` samples; train accuracy reported too).
+    """
+
+    def sample(num):
+        factors = space.sample_factors(num, rng)
+        return encode(space, represent, factors, chunk_size=chunk_size), factors
+
+    z_train, v_train = sample(num_train)
+    z_test, v_test = sample(num_test)
+    importance = np.empty((z_train.shape[1], space.num_factors))
+    train_acc, test_acc = [], []
+    for k in range(space.num_factors):
+        model = _importance_model(estimator, n_estimators, _int_seed(rng)).fit(z_train, v_train[:, k])
+        importance[:, k] = np.abs(model.feature_importances_)
+        train_acc.append(model.score(z_train, v_train[:, k]))
+        test_acc.append(model.score(z_test, v_test[:, k]))
+    return {
+        "dci/disentanglement": _weighted_one_minus_entropy(importance),
+        "dci/completeness": _weighted_one_minus_entropy(importance.T),
+        "dci/informativeness": float(np.mean(test_acc)),
+        "dci/train_accuracy": float(np.mean(train_acc)),
+    }
+
+
+# ----------------------------------------------------------------------------- all four
+
+METRICS = (beta_vae_score, factor_vae_score, mutual_info_gap, dci_disentanglement)
+
+
+def all_disentanglement_metrics(space: FactorSpace, represent: Represent, seed: int, **sizes) -> dict[str, float]:
+    """All four metrics, each with its own independent generator spawned from ``seed``.
+
+    ``sizes`` are keyword arguments passed to every metric that accepts them (e.g.
+    ``num_train=1000`` shrinks BetaVAE, FactorVAE and DCI alike; ``chunk_size`` reaches
+    all four). A keyword no metric accepts is an error, so typos do not pass silently.
+    """
+    accepted = [
+        {name for name, p in inspect.signature(metric).parameters.items() if p.kind is p.KEYWORD_ONLY}
+        for metric in METRICS
+    ]
+    unknown = set(sizes) - set().union(*accepted)
+    if unknown:
+        raise TypeError(f"no disentanglement metric takes {sorted(unknown)}")
+    rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(METRICS))]
+    scores = {}
+    for metric, names, rng in zip(METRICS, accepted, rngs):
+        scores.update(metric(space, represent, rng, **{k: v for k, v in sizes.items() if k in names}))
+    return scores

@@ -1,0 +1,1 @@
+"""Objectives: one module per family, each a pure loss_fn -> (loss, metrics)."""

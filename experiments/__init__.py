@@ -1,0 +1,1 @@
+"""Experiment configs: `base.py` holds the shared fields, one file per experiment."""
