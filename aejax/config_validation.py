@@ -35,6 +35,10 @@ def _non_negative(value):
     return isinstance(value, (int, float)) and value >= 0, "a number ≥ 0"
 
 
+def _probability(value):
+    return isinstance(value, (int, float)) and 0 <= value <= 1, "a number in [0, 1]"
+
+
 def _steps(value):
     return isinstance(value, int) and (value > 0 or value == -1), "a positive integer, or -1"
 
@@ -56,11 +60,18 @@ def _rules() -> dict[str, Callable[[Any], tuple[bool, str]]]:
     from aejax import models, optim, registry
     from aejax.data import pipeline
     from aejax.models.mlp import ACTIVATIONS
+    from aejax.objectives.aae import PRIORS
+    from aejax.objectives.contractive import JACOBIAN_METHODS
+    from aejax.objectives.denoising import CORRUPTIONS
     from aejax.objectives.likelihoods import LIKELIHOODS
     return {
         "model": _choice(registry.names),
         "architecture": _choice(lambda: models.ARCHITECTURES),
         "activation": _choice(lambda: ACTIVATIONS),
+        "code_activation": _choice(lambda: ACTIVATIONS),
+        "corruption": _choice(lambda: CORRUPTIONS),
+        "jacobian_method": _choice(lambda: JACOBIAN_METHODS),
+        "prior": _choice(lambda: PRIORS),
         "likelihood": _choice(lambda: LIKELIHOODS),
         "binarize": _choice(lambda: pipeline.BINARIZATIONS),
         "optimizer": _choice(lambda: optim.OPTIMIZERS),
@@ -78,6 +89,13 @@ def _rules() -> dict[str, Callable[[Any], tuple[bool, str]]]:
         "beta": _non_negative,
         "warmup_steps": _non_negative,
         "grad_clip_norm": _non_negative,
+        "kl_warmup_steps": _non_negative,
+        "free_bits": _non_negative,
+        "num_importance_samples": _positive,
+        "sparsity_weight": _non_negative,
+        "contractive_weight": _non_negative,
+        "noise_std": _non_negative,
+        "corruption_prob": _probability,
         "dataset": _dataset,
     }
 

@@ -40,6 +40,23 @@ def diagonal_gaussian_log_prob(z: jax.Array, mean: jax.Array, logvar: jax.Array)
     return jnp.sum(gaussian_log_prob(z, mean, logvar), axis=-1)
 
 
+def mmd_rbf(x: jax.Array, y: jax.Array, bandwidth: float) -> jax.Array:
+    """Unbiased estimate of MMD² between samples x [n, d] and y [m, d].
+
+    k(a, b) = exp(−‖a − b‖² / (2h²)); MMD² = E k(x, x') + E k(y, y') − 2 E k(x, y),
+    each same-sample mean taken over distinct pairs. Zero in expectation iff
+    the two distributions are equal (the RBF kernel is characteristic).
+    """
+    def kernel(a, b):
+        squared = jnp.sum(jnp.square(a[:, None, :] - b[None, :, :]), axis=-1)
+        return jnp.exp(-squared / (2.0 * bandwidth ** 2))
+
+    n, m = x.shape[0], y.shape[0]
+    within_x = (jnp.sum(kernel(x, x)) - n) / (n * (n - 1))   # k(a, a) = 1 on the diagonal
+    within_y = (jnp.sum(kernel(y, y)) - m) / (m * (m - 1))
+    return within_x + within_y - 2.0 * jnp.mean(kernel(x, y))
+
+
 def _sum_pixels(values: jax.Array) -> jax.Array:
     return jnp.sum(values.reshape(values.shape[0], -1), axis=-1)
 

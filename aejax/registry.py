@@ -35,11 +35,20 @@ class Variant:
       make_loss: (model, config) -> training `LossFn`.
       make_eval_loss: (model, config) -> `LossFn` used on the test split; by
         default the training loss (its metrics are what eval reports).
-      make_optimizer: optional (config) -> optax transformation, for variants
-        that need several optimisers (e.g. adversarial); default is the
-        config's optimiser for all params.
+      make_optimizer: optional (config, total_steps) -> optax transformation,
+        for variants that need several optimisers (e.g. one per param
+        subtree); default is the config's optimiser for all params. Its
+        `init(params)` makes the optimiser state the train state holds.
+      make_update: optional (model, config, total_steps) -> update(params,
+        opt_state, batch, key, step) -> (params, opt_state, metrics), for
+        variants whose step is several sequential updates (the reconstruction,
+        discriminator and generator phases of an adversarial AE); default is
+        one gradient of `make_loss` through `make_optimizer`. It must accept
+        the opt_state that `make_optimizer(...).init` makes.
       probabilistic_encoder: `encode` returns (mean, logvar) rather than z.
-      generative: there is a prior p(z) = N(0, I) to sample from.
+      generative: there is a prior p(z) to sample from.
+      sample_prior: optional (config, key, n) -> n codes z ~ p(z); default
+        N(0, I).
       likelihood: (params, config) -> `aejax.distributions.Likelihood` of the
         decoder output, used for figures, sampling and evaluation.
       init_inputs: (config, image_batch, key) -> positional args for `init`.
@@ -50,15 +59,19 @@ class Variant:
     likelihood: Callable[[Any, ml_collections.ConfigDict], Any]
     init_inputs: Callable[[ml_collections.ConfigDict, jax.Array, jax.Array], tuple]
     make_eval_loss: Callable[[nn.Module, ml_collections.ConfigDict], LossFn] | None = None
-    make_optimizer: Callable[[ml_collections.ConfigDict], optax.GradientTransformation] | None = None
+    make_optimizer: Callable[[ml_collections.ConfigDict, int], optax.GradientTransformation] | None = None
+    make_update: Callable[[nn.Module, ml_collections.ConfigDict, int], Callable] | None = None
     probabilistic_encoder: bool = False
     generative: bool = False
+    sample_prior: Callable[[ml_collections.ConfigDict, jax.Array, int], jax.Array] | None = None
 
 
 _VARIANTS: dict[str, Variant] = {}
 
 # Modules whose import registers variants. A new family adds its module here.
-VARIANT_MODULES = ("aejax.objectives.ae", "aejax.objectives.vae")
+VARIANT_MODULES = ("aejax.objectives.ae", "aejax.objectives.vae", "aejax.objectives.sparse",
+                   "aejax.objectives.denoising", "aejax.objectives.contractive",
+                   "aejax.objectives.aae")
 
 
 def register(variant: Variant) -> Variant:

@@ -27,7 +27,8 @@ class TrainedModel:
     encode(x): (mean, logvar) for the VAE family, the code z otherwise.
     decode(z): the decoder's mean image (e.g. σ(logits) for a Bernoulli p(x|z)).
     reconstruct(x): decode(the encoder's mean code).
-    sample(key, n): decode(z ~ N(0, I)); generative variants only.
+    sample(key, n): decode(z ~ p(z)), N(0, I) unless the variant has its own prior;
+      generative variants only.
     """
 
     def __init__(self, config: ml_collections.ConfigDict, params: Any, step: int | None = None):
@@ -76,6 +77,8 @@ class TrainedModel:
         if not self.variant.generative:
             raise ValueError(f"model {self.config.model!r} has no prior to sample from; "
                              "sample() is for the generative (VAE-family) variants")
+        if self.variant.sample_prior is not None:
+            return self.decode(self.variant.sample_prior(self.config, key, n))
         return self.decode(jax.random.normal(key, (n, self.latent_dim)))
 
 

@@ -2,7 +2,9 @@
 
 One pure train step serves every variant: the variant supplies the loss
 function and (optionally) its optimiser; the step differentiates, updates and
-advances the step counter. Keys are never stored per step: the key of step t
+advances the step counter. A variant whose update is not one gradient of one
+loss (the sequential phases of an adversarial AE) supplies its own `update`
+instead; the step around it, the scan, keys and checkpoints stay shared. Keys are never stored per step: the key of step t
 is fold_in(rng, t), so any step can be replayed exactly after a resume.
 """
 from __future__ import annotations
@@ -18,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import optax
 from absl import logging
 
 from aejax import checkpoint, figures, optim, registry, writers
@@ -68,14 +71,30 @@ def abstract_train_state(config: ml_collections.ConfigDict) -> TrainState:
 
 # ----------------------------------------------------------------- step ----
 
-def make_train_step(loss_fn, optimizer):
-    """state, batch, key → state, metrics: one optimiser update."""
+def gradient_update(loss_fn, optimizer):
+    """The default update: one gradient of the variant's loss, one optimiser step."""
+
+    def update(params, opt_state, batch, key, step):
+        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+        (_, metrics), grads = grad_fn(params, batch, key, step)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, metrics
+
+    return update
+
+
+def make_update(variant, model, config, optimizer, total_steps):
+    """The variant's own update (e.g. the phases of an adversarial AE), else `gradient_update`."""
+    if variant.make_update is not None:
+        return variant.make_update(model, config, total_steps)
+    return gradient_update(variant.make_loss(model, config), optimizer)
+
+
+def make_train_step(update):
+    """state, batch, key → state, metrics: one update, the step counter advanced."""
 
     def train_step(state: TrainState, batch, key):
-        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-        (_, metrics), grads = grad_fn(state.params, batch, key, state.step)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = jax.tree_util.tree_map(lambda p, u: p + u, state.params, updates)
+        params, opt_state, metrics = update(state.params, state.opt_state, batch, key, state.step)
         return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
     return train_step
@@ -229,7 +248,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     logging.info("model %r: %d parameters", config.model, num_params)
 
     # ---- compiled functions.
-    train_step = make_train_step(variant.make_loss(model, config), optimizer)
+    train_step = make_train_step(make_update(variant, model, config, optimizer, total_steps))
     train_chunk = make_train_chunk(train_step, config, train_split.num_examples)
     evaluate = make_evaluate((variant.make_eval_loss or variant.make_loss)(model, config), config)
     chunk = math.gcd(config.log_every_steps, config.eval_every_steps, config.checkpoint_every_steps)

@@ -14,10 +14,15 @@ def get_config(size: str | None = None) -> ml_collections.ConfigDict:
     c.hidden_dims = (400,)           # encoder hidden widths; the decoder mirrors them
     c.decoder_hidden_dims = ()       # () = reversed(hidden_dims)
     c.activation = "relu"
+    c.code_activation = "linear"     # activation of a deterministic code (sparse/contractive: sigmoid)
+    c.conv_channels = (32, 64)       # architecture "conv": channels of the stride-2 conv layers
+    c.conv_kernel_size = 4
     c.latent_dim = 20
-    c.likelihood = "bernoulli"       # bernoulli | gaussian
+    c.likelihood = "bernoulli"       # bernoulli | gaussian | gaussian_learned
     c.decoder_logvar = 0.0           # fixed log σ² of a gaussian likelihood
     c.beta = 1.0                     # KL weight (VAE family)
+    c.kl_warmup_steps = 0            # β rises linearly from 0 over these steps (0 = off)
+    c.free_bits = 0.0                # floor λ (nats) on each latent dim's batch-mean KL (0 = off)
     # Data.
     c.dataset = "fashion_mnist"
     c.data_dir = ""                  # tfds cache; "" = $AEJAX_TFDS_DIR or ~/.cache/aejax
@@ -53,6 +58,7 @@ def shrink_to_smoke(c: ml_collections.ConfigDict) -> None:
     """A seconds-long run on the small digits dataset."""
     c.dataset = "digits"
     c.hidden_dims = (32,)
+    c.conv_channels = (8, 16)
     c.latent_dim = min(c.latent_dim, 4)
     c.batch_size = 32
     c.num_epochs = 1

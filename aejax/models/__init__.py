@@ -7,7 +7,7 @@ from typing import Callable
 import flax.linen as nn
 import ml_collections
 
-from aejax.models import mlp
+from aejax.models import conv, mlp
 
 # Architecture name -> builders of (encoder trunk, deterministic encoder, decoder).
 # A trunk maps images to hidden features (a Gaussian or other head goes on top);
@@ -23,16 +23,40 @@ def _mlp_trunk(config, image_shape):
 
 def _mlp_encoder(config, image_shape):
     del image_shape
-    return mlp.MLPEncoder(tuple(config.hidden_dims), config.latent_dim, config.activation)
+    return mlp.MLPEncoder(tuple(config.hidden_dims), config.latent_dim, config.activation,
+                          code_activation=config.get("code_activation", "linear"))
+
+
+def _decoder_hidden_dims(config):
+    return tuple(config.get("decoder_hidden_dims") or reversed(tuple(config.hidden_dims)))
 
 
 def _mlp_decoder(config, image_shape):
-    hidden = config.get("decoder_hidden_dims") or tuple(reversed(tuple(config.hidden_dims)))
-    return mlp.MLPDecoder(tuple(hidden), tuple(image_shape), config.activation)
+    return mlp.MLPDecoder(_decoder_hidden_dims(config), tuple(image_shape), config.activation)
+
+
+def _conv_trunk(config, image_shape):
+    del image_shape
+    return conv.ConvTrunk(tuple(config.conv_channels), config.conv_kernel_size,
+                          tuple(config.hidden_dims), config.activation)
+
+
+def _conv_encoder(config, image_shape):
+    del image_shape
+    return conv.ConvEncoder(tuple(config.conv_channels), config.conv_kernel_size,
+                            tuple(config.hidden_dims), config.latent_dim, config.activation,
+                            code_activation=config.get("code_activation", "linear"))
+
+
+def _conv_decoder(config, image_shape):
+    return conv.ConvDecoder(tuple(config.conv_channels), config.conv_kernel_size,
+                            _decoder_hidden_dims(config), tuple(image_shape), config.activation)
 
 
 ARCHITECTURES: dict[str, dict[str, Builder]] = {
     "mlp": {"trunk": _mlp_trunk, "encoder": _mlp_encoder, "decoder": _mlp_decoder},
+    # Strided convs, then `hidden_dims` dense layers; see aejax.models.conv.
+    "conv": {"trunk": _conv_trunk, "encoder": _conv_encoder, "decoder": _conv_decoder},
 }
 
 

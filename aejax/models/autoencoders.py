@@ -13,6 +13,9 @@ import jax.numpy as jnp
 
 from aejax.distributions import reparameterize
 
+# Name of the learned scalar log σ² of a Gaussian p(x | z) ("gaussian_learned").
+LEARNED_LOGVAR = "decoder_logvar"
+
 
 class Autoencoder(nn.Module):
     """Deterministic autoencoder: z = f(x), x̂ = g(z)."""
@@ -44,9 +47,18 @@ class GaussianEncoder(nn.Module):
 
 
 class VariationalAutoencoder(nn.Module):
-    """VAE: encode → (μ, log σ²), reparameterised z, decode → likelihood parameters."""
+    """VAE: encode → (μ, log σ²), reparameterised z, decode → likelihood parameters.
+
+    With `learn_decoder_logvar` the model also holds the scalar log σ² of a
+    Gaussian p(x | z) (param `decoder_logvar`, read by the likelihood).
+    """
     encoder: nn.Module   # returns (mean, logvar)
     decoder: nn.Module
+    learn_decoder_logvar: bool = False
+
+    def setup(self):
+        if self.learn_decoder_logvar:
+            self.decoder_logvar = self.param(LEARNED_LOGVAR, nn.initializers.zeros, ())
 
     def encode(self, x):
         return self.encoder(x)
@@ -58,3 +70,24 @@ class VariationalAutoencoder(nn.Module):
         mean, logvar = self.encode(x)
         z = reparameterize(key, mean, logvar)
         return self.decode(z), (mean, logvar, z)
+
+
+class AdversarialAutoencoder(nn.Module):
+    """Deterministic autoencoder plus a discriminator D(z) → logit that z came from the prior."""
+    encoder: nn.Module
+    decoder: nn.Module
+    discriminator: nn.Module   # codes [B, latent_dim] → logits [B, 1]
+
+    def encode(self, x):
+        return self.encoder(x)
+
+    def decode(self, z):
+        return self.decoder(z)
+
+    def discriminate(self, z):
+        return self.discriminator(z)[..., 0]
+
+    def __call__(self, x):
+        z = self.encode(x)
+        self.discriminate(z)   # unused here; makes `init` create the discriminator's params
+        return self.decode(z), z

@@ -7,12 +7,27 @@ import jax.numpy as jnp
 import ml_collections
 
 from aejax import distributions
+from aejax.config_validation import ConfigError
+from aejax.models.autoencoders import LEARNED_LOGVAR
+
+def _learned_gaussian(params, config):
+    del config
+    if LEARNED_LOGVAR not in params.get("params", {}):
+        raise ConfigError("config.likelihood='gaussian_learned' needs a model with a learned decoder "
+                          "variance (the VAE family: vae, iwae); use 'gaussian' for a fixed one")
+    return distributions.gaussian_likelihood(params["params"][LEARNED_LOGVAR])
+
 
 LIKELIHOODS: dict[str, Callable[[Any, ml_collections.ConfigDict], distributions.Likelihood]] = {
     "bernoulli": lambda params, config: distributions.BERNOULLI,
     "gaussian": lambda params, config: distributions.gaussian_likelihood(
         config.get("decoder_logvar", 0.0)),
+    "gaussian_learned": _learned_gaussian,
 }
+
+
+def learns_decoder_variance(config: ml_collections.ConfigDict) -> bool:
+    return config.likelihood == "gaussian_learned"
 
 
 def likelihood(params: Any, config: ml_collections.ConfigDict) -> distributions.Likelihood:
@@ -22,3 +37,9 @@ def likelihood(params: Any, config: ml_collections.ConfigDict) -> distributions.
 def reconstruction_metrics(mean_image, x):
     """Distortion figures reported for every variant, whatever it trains on."""
     return {"mse": jnp.mean(jnp.square(mean_image - x))}
+
+
+def psnr(estimate, clean, max_value: float = 1.0):
+    """Peak signal-to-noise ratio per image, in dB: 10·log10(MAX² / MSE(image))."""
+    mse = jnp.mean(jnp.square(estimate - clean).reshape(clean.shape[0], -1), axis=-1)
+    return 10.0 * jnp.log10(max_value ** 2 / jnp.maximum(mse, 1e-10))

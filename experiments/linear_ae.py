@@ -1,0 +1,21 @@
+"""Linear autoencoder: one linear layer down to k codes, one back up (with a bias), squared error.
+
+Its optimum spans the top-k principal subspace of the (centred) training data:
+README "Linear AE vs PCA". Grey-level pixels (no binarisation), a unit-variance
+Gaussian likelihood (loss = ½‖x − x̂‖² + const), Adam on a cosine schedule.
+"""
+from experiments import base
+
+
+def get_config(size=None):
+    c = base.get_config(size)
+    c.model = "linear_ae"
+    c.hidden_dims = ()
+    c.activation = "linear"
+    c.latent_dim = 10 if size != "smoke" else c.latent_dim
+    c.likelihood = "gaussian"
+    c.binarize = "none"
+    c.lr_schedule = "cosine"
+    c.learning_rate = 3e-3
+    c.num_epochs = 30
+    return c

@@ -1,0 +1,15 @@
+"""Sparse autoencoder with an L1 penalty λ·Σ_j|a_j| on an overcomplete ReLU code (1000 units)."""
+from experiments import base
+
+
+def get_config(size=None):
+    c = base.get_config(size)
+    c.model = "sparse_l1"
+    c.hidden_dims = ()                # the code is the single (overcomplete) hidden layer
+    c.latent_dim = 1000 if size != "smoke" else 100
+    c.code_activation = "relu"
+    c.sparsity_weight = 0.01          # λ, nats per unit of Σ|a|
+    c.sparsity_target = 0.05          # unused by L1; kept so both sparse variants share keys
+    c.active_threshold = 0.0          # a unit is active when a > 0
+    c.binarize = "none"
+    return c
