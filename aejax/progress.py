@@ -8,12 +8,17 @@ from absl import logging
 
 
 class Progress:
-    """Tracks steps done since the run (re)started; prints steps/s, examples/s, ETA."""
+    """Tracks steps done since the run (re)started; prints steps/s, examples/s, ETA.
+
+    `unit` names what a step is ("step" for training, "batch" for an
+    evaluation pass) and `description` prefixes each line.
+    """
 
     def __init__(self, total_steps: int, initial_step: int, examples_per_step: int,
-                 log_every_seconds: float = 10.0):
+                 log_every_seconds: float = 10.0, unit: str = "step", description: str = ""):
         self.total = total_steps
         self.examples_per_step = examples_per_step
+        self.unit, self.description = unit, description
         self._start_step = initial_step
         self._start_time = None
         self._last_log = 0.0
@@ -21,8 +26,8 @@ class Progress:
         self._bar = None
         if sys.stderr.isatty():
             from tqdm import tqdm
-            self._bar = tqdm(total=total_steps, initial=initial_step, unit="step",
-                             dynamic_ncols=True, smoothing=0.1)
+            self._bar = tqdm(total=total_steps, initial=initial_step, unit=unit,
+                             desc=description or None, dynamic_ncols=True, smoothing=0.1)
 
     def start(self, step: int) -> None:
         """Start timing after compilation, so speed and ETA describe steady state."""
@@ -45,8 +50,9 @@ class Progress:
             return
         self._last_log = now
         eta = (self.total - step) / steps_per_sec if steps_per_sec > 0 else float("nan")
-        logging.info("step %d/%d (%.0f%%)  %.1f steps/s  %.0f examples/s  ETA %s  %s",
-                     step, self.total, 100 * step / max(self.total, 1), steps_per_sec,
+        logging.info("%s%s %d/%d (%.0f%%)  %.1f %ss/s  %.0f examples/s  ETA %s  %s",
+                     f"{self.description}: " if self.description else "", self.unit, step,
+                     self.total, 100 * step / max(self.total, 1), steps_per_sec, self.unit,
                      steps_per_sec * self.examples_per_step, format_seconds(eta), postfix)
 
     def close(self) -> None:

@@ -85,3 +85,13 @@ def test_umap_then_kmeans_is_deterministic_and_keeps_blobs():
     assert emb.shape == (300, 3)
     np.testing.assert_array_equal(emb, umap_codes(codes, dim=3, n_neighbors=15, seed=0))
     assert clustering_scores(emb, labels, num_clusters=3, seed=0)["accuracy"] == pytest.approx(1.0)
+
+
+def test_pca_codes_with_fewer_examples_than_features_match_sklearn():
+    rng = np.random.default_rng(1)
+    train = rng.standard_normal((12, 40)) * np.linspace(3.0, 0.1, 40)  # the SVD branch (N < D)
+    test = rng.standard_normal((5, 40))
+    ours = pca_codes(train, test, dim=4)
+    ref = PCA(n_components=4).fit(train).transform(test)
+    signs = np.sign(np.sum(ours * ref, axis=0))
+    np.testing.assert_allclose(ours, ref * signs, atol=1e-8)

@@ -54,12 +54,18 @@ def pca_codes(train_x, x, dim: int) -> np.ndarray:
     """Project ``x`` onto the top-``dim`` principal axes of ``train_x`` (the linear-AE baseline).
 
     Fit on training data only so test codes never leak into the basis. Signs are fixed
-    (largest-magnitude loading of each axis positive) so results are reproducible.
+    (largest-magnitude loading of each axis positive) so results are reproducible. With
+    more examples than features the axes are the top eigenvectors of the D x D scatter
+    matrix (60,000 x 784 pixels: about a second, where a thin SVD takes a minute).
     """
     train_x = _flat(train_x).astype(np.float64)
     mean = train_x.mean(axis=0)
-    _, _, vt = np.linalg.svd(train_x - mean, full_matrices=False)
-    axes = vt[:dim]
+    centred = train_x - mean
+    if centred.shape[0] >= centred.shape[1]:
+        _, eigenvectors = np.linalg.eigh(centred.T @ centred)  # ascending eigenvalues
+        axes = eigenvectors[:, ::-1][:, :dim].T
+    else:
+        axes = np.linalg.svd(centred, full_matrices=False)[2][:dim]
     pivot = np.abs(axes).argmax(axis=1)
     axes = axes * np.sign(axes[np.arange(len(axes)), pivot])[:, None]
     return (_flat(x) - mean) @ axes.T
