@@ -35,6 +35,10 @@ def _non_negative(value):
     return isinstance(value, (int, float)) and value >= 0, "a number ≥ 0"
 
 
+def _count(value):
+    return isinstance(value, int) and value >= 0, "an integer ≥ 0"
+
+
 def _steps(value):
     return isinstance(value, int) and (value > 0 or value == -1), "a positive integer, or -1"
 
@@ -54,7 +58,7 @@ def _dataset(value):
 
 def _rules() -> dict[str, Callable[[Any], tuple[bool, str]]]:
     from aejax import models, optim, registry
-    from aejax.data import pipeline
+    from aejax.data import pipeline, stream
     from aejax.models.mlp import ACTIVATIONS
     from aejax.objectives.likelihoods import LIKELIHOODS
     return {
@@ -79,6 +83,9 @@ def _rules() -> dict[str, Callable[[Any], tuple[bool, str]]]:
         "warmup_steps": _non_negative,
         "grad_clip_norm": _non_negative,
         "dataset": _dataset,
+        "data_placement": _choice(lambda: stream.PLACEMENTS),
+        "dtype": _choice(lambda: models.DTYPES),
+        "num_devices": _count,
     }
 
 

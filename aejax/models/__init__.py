@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 import flax.linen as nn
+import jax.numpy as jnp
 import ml_collections
 
 from aejax.models import mlp
@@ -15,20 +16,28 @@ from aejax.models import mlp
 # image-shaped raw outputs. New architectures (conv, ...) add an entry.
 Builder = Callable[[ml_collections.ConfigDict, tuple[int, ...]], nn.Module]
 
+# `config.dtype`: what the matmuls compute in (params and outputs stay float32).
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def dtype(config):
+    return DTYPES[config.get("dtype", "float32")]
+
 
 def _mlp_trunk(config, image_shape):
     del image_shape
-    return mlp.MLPTrunk(tuple(config.hidden_dims), config.activation)
+    return mlp.MLPTrunk(tuple(config.hidden_dims), config.activation, dtype(config))
 
 
 def _mlp_encoder(config, image_shape):
     del image_shape
-    return mlp.MLPEncoder(tuple(config.hidden_dims), config.latent_dim, config.activation)
+    return mlp.MLPEncoder(tuple(config.hidden_dims), config.latent_dim, config.activation,
+                          dtype(config))
 
 
 def _mlp_decoder(config, image_shape):
     hidden = config.get("decoder_hidden_dims") or tuple(reversed(tuple(config.hidden_dims)))
-    return mlp.MLPDecoder(tuple(hidden), tuple(image_shape), config.activation)
+    return mlp.MLPDecoder(tuple(hidden), tuple(image_shape), config.activation, dtype(config))
 
 
 ARCHITECTURES: dict[str, dict[str, Builder]] = {
