@@ -165,7 +165,13 @@ def _host_feed(train_step, config, train, mesh, state, schedule):
     key = np.asarray(permutation_key(parallel.local_copy(state.rng)))
     batches = stream.HostBatches(train, key, config.batch_size, mesh, schedule)
     chunk = make_batches_chunk(train_step, config, mesh)
-    return lambda state, first_step, num_steps: chunk(state, **batches.next(first_step))
+
+    def feed(state, first_step, num_steps):
+        del num_steps
+        batch = batches.next(first_step)
+        return chunk(state, batch["images"], batch["labels"])
+
+    return feed
 
 
 # data_placement → builder of `feed(state, first_step, num_steps) -> (state, metrics)`.
@@ -308,7 +314,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             json.dump(config.to_dict(), f, indent=2)
     test_data = pipeline.put_on_device(test_split, eval_device)
     logging.info("%s: %d train / %d test images of shape %s; %d steps of batch %d; data on the %s "
-                 "(%s); %d devices × %d processes", config.dataset, train_split.num_examples,
+                 "(%s); %d devices in %d processes", config.dataset, train_split.num_examples,
                  test_split.num_examples, train_split.image_shape, total_steps, config.batch_size,
                  placement, config.get("data_placement", "auto"), mesh.size, jax.process_count())
 
