@@ -45,6 +45,16 @@ def _config_diff(stored: dict, current: dict) -> list[str]:
             for k in keys if json.dumps(stored.get(k)) != json.dumps(current.get(k))]
 
 
+def _restore_target(leaf: Any) -> jax.ShapeDtypeStruct:
+    """Shape, dtype and sharding to restore a leaf to: its own sharding, else the first local
+    device (so a checkpoint written on another device topology still loads)."""
+    target = ocp.utils.to_shape_dtype_struct(leaf)
+    if getattr(target, "sharding", None) is not None:
+        return target
+    return jax.ShapeDtypeStruct(target.shape, target.dtype,
+                                sharding=jax.sharding.SingleDeviceSharding(jax.local_devices()[0]))
+
+
 class Checkpointer:
     """A thin CheckpointManager wrapper: save, latest step, restore with checks."""
 
@@ -88,7 +98,7 @@ class Checkpointer:
                 f"the checkpoint at step {step} in {self.directory} was written by a config whose "
                 f"model or optimiser has other shapes; config differences: {'; '.join(diff) or 'none'}. "
                 "Use a fresh --workdir for this config, or rerun with the checkpoint's config.")
-        abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, abstract_state)
+        abstract = jax.tree_util.tree_map(_restore_target, abstract_state)
         restored = self._manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract)))
         return restored["state"]

@@ -39,6 +39,10 @@ def _probability(value):
     return isinstance(value, (int, float)) and 0 <= value <= 1, "a number in [0, 1]"
 
 
+def _count(value):
+    return isinstance(value, int) and value >= 0, "an integer ≥ 0"
+
+
 def _steps(value):
     return isinstance(value, int) and (value > 0 or value == -1), "a positive integer, or -1"
 
@@ -58,7 +62,7 @@ def _dataset(value):
 
 def _rules() -> dict[str, Callable[[Any], tuple[bool, str]]]:
     from aejax import models, optim, registry
-    from aejax.data import pipeline
+    from aejax.data import pipeline, stream
     from aejax.models.mlp import ACTIVATIONS
     from aejax.objectives.aae import PRIORS
     from aejax.objectives.contractive import JACOBIAN_METHODS
@@ -97,6 +101,9 @@ def _rules() -> dict[str, Callable[[Any], tuple[bool, str]]]:
         "noise_std": _non_negative,
         "corruption_prob": _probability,
         "dataset": _dataset,
+        "data_placement": _choice(lambda: stream.PLACEMENTS),
+        "dtype": _choice(lambda: models.DTYPES),
+        "num_devices": _count,
     }
 
 

@@ -14,12 +14,17 @@ from aejax import cli
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file (experiments/*.py[:smoke]).", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and figures.")
+_MULTIHOST = flags.DEFINE_bool(
+    "multihost", None, "Join a multi-process run (jax.distributed.initialize); by default on when "
+    "JAX_COORDINATOR_ADDRESS is set or a multi-task SLURM step runs this.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from aejax import parallel
+    parallel.initialize(_MULTIHOST.value)  # before any other JAX call
     import jax
     from aejax import train
     logging.info("JAX %s on %s", jax.__version__, jax.devices())

@@ -23,9 +23,9 @@ import numpy as np
 import optax
 from absl import logging
 
-from aejax import checkpoint, figures, optim, registry, writers
+from aejax import checkpoint, figures, optim, parallel, registry, writers
 from aejax.config_validation import ConfigError, validate
-from aejax.data import pipeline
+from aejax.data import pipeline, stream
 from aejax.restore import TrainedModel
 from aejax.progress import Progress, format_seconds
 from aejax.state import TrainState
@@ -100,29 +100,106 @@ def make_train_step(update):
     return train_step
 
 
-def make_train_chunk(train_step, config, num_examples: int):
+def make_batch_step(train_step, config, mesh=None):
+    """(state, uint8 images, labels) → (state, metrics): one step on one batch.
+
+    Draws the step's data and loss keys from (rng, step), preprocesses the
+    batch and applies `train_step`. With a `mesh`, the batch is laid out split
+    over its data axis, so XLA partitions the step and all-reduces the grads.
+    """
+    binarize = config.binarize
+
+    def batch_step(state: TrainState, images, labels):
+        if mesh is not None:
+            images, labels = parallel.constrain_batch((images, labels), mesh)
+        step_stream = jax.random.fold_in(state.rng, STEP_STREAM)
+        data_key, loss_key = jax.random.split(jax.random.fold_in(step_stream, state.step))
+        batch = {"image": pipeline.preprocess(images, data_key, binarize), "label": labels}
+        return train_step(state, batch, loss_key)
+
+    return batch_step
+
+
+def permutation_key(rng):
+    """The key of the data order (epoch permutations), from the run's key."""
+    return jax.random.fold_in(rng, PERMUTATION_STREAM)
+
+
+def _jit_chunk(chunk, mesh, data_shardings, **kwargs):
+    if mesh is None:
+        return jax.jit(chunk, donate_argnums=0, **kwargs)
+    replicated = parallel.replicated(mesh)
+    return jax.jit(chunk, donate_argnums=0, in_shardings=(replicated, *data_shardings),
+                   out_shardings=(replicated, replicated), **kwargs)
+
+
+def make_train_chunk(train_step, config, num_examples: int, mesh=None):
     """Jitted (state, images, labels, num_steps) → (state, per-step metrics).
 
     The batches of `num_steps` consecutive steps are gathered on the device
-    and the steps run as one `lax.scan`: one dispatch per chunk.
+    (from the whole split, replicated on every device of `mesh`) and the
+    steps run as one `lax.scan`: one dispatch per chunk.
     """
-    batch_size, binarize = config.batch_size, config.binarize
+    batch_size = config.batch_size
+    batch_step = make_batch_step(train_step, config, mesh)
 
     def train_chunk(state: TrainState, images, labels, num_steps: int):
-        permutation_key = jax.random.fold_in(state.rng, PERMUTATION_STREAM)
-        step_stream = jax.random.fold_in(state.rng, STEP_STREAM)
-        indices = pipeline.batch_indices(permutation_key, state.step, num_steps,
+        indices = pipeline.batch_indices(permutation_key(state.rng), state.step, num_steps,
                                          num_examples, batch_size)
+        if mesh is not None:
+            indices = parallel.constrain_batch(indices, mesh, batch_axis=1)
 
         def body(state, batch_indices):
-            data_key, loss_key = jax.random.split(jax.random.fold_in(step_stream, state.step))
-            batch = {"image": pipeline.preprocess(images[batch_indices], data_key, binarize),
-                     "label": labels[batch_indices]}
-            return train_step(state, batch, loss_key)
+            return batch_step(state, images[batch_indices], labels[batch_indices])
 
         return jax.lax.scan(body, state, indices)
 
-    return jax.jit(train_chunk, static_argnums=3, donate_argnums=0)
+    replicated = None if mesh is None else parallel.replicated(mesh)
+    return _jit_chunk(train_chunk, mesh, (replicated, replicated), static_argnums=3)
+
+
+def make_batches_chunk(train_step, config, mesh=None):
+    """Jitted (state, images [steps, batch, ...], labels [steps, batch]) → (state, metrics).
+
+    The same steps as `make_train_chunk`, on batches gathered beforehand
+    (on the host: `aejax.data.stream.HostBatches`), split over `mesh`.
+    """
+    batch_step = make_batch_step(train_step, config, mesh)
+
+    def train_chunk(state: TrainState, images, labels):
+        return jax.lax.scan(lambda state, batch: batch_step(state, *batch), state, (images, labels))
+
+    batches = None if mesh is None else parallel.batch_sharding(mesh, batch_axis=1)
+    return _jit_chunk(train_chunk, mesh, (batches, batches))
+
+
+def _device_feed(train_step, config, train, mesh, state, schedule):
+    del state, schedule
+    data = pipeline.put_on_device(train, parallel.replicated(mesh))
+    chunk = make_train_chunk(train_step, config, train.num_examples, mesh)
+    return lambda state, first_step, num_steps: chunk(state, data.images, data.labels, num_steps)
+
+
+def _host_feed(train_step, config, train, mesh, state, schedule):
+    key = np.asarray(permutation_key(parallel.local_copy(state.rng)))
+    batches = stream.HostBatches(train, key, config.batch_size, mesh, schedule)
+    chunk = make_batches_chunk(train_step, config, mesh)
+
+    def feed(state, first_step, num_steps):
+        del num_steps
+        batch = batches.next(first_step)
+        return chunk(state, batch["images"], batch["labels"])
+
+    return feed
+
+
+# data_placement → builder of `feed(state, first_step, num_steps) -> (state, metrics)`.
+FEEDS = {"device": _device_feed, "host": _host_feed, "stream": _host_feed}
+
+
+def chunk_schedule(first_step: int, total_steps: int, chunk: int) -> list[tuple[int, int]]:
+    """(first step, number of steps) of each compiled call from `first_step` on."""
+    return [(s, min(chunk, total_steps - s)) for s in range(first_step, total_steps, chunk)]
 
 
 # ----------------------------------------------------------------- eval ----
@@ -216,54 +293,82 @@ def _check_finite(metrics: dict[str, np.ndarray], first_step: int, checkpointer)
                 "Lower config.learning_rate or set config.grad_clip_norm.")
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    """Train `config` in `workdir`, resuming from its latest checkpoint; return final eval."""
-    validate(config)
-    os.makedirs(workdir, exist_ok=True)
-    variant = registry.get(config.model)
+def _check_batch_divides(config, mesh) -> None:
+    if config.batch_size % mesh.size:
+        raise ConfigError(f"config.batch_size={config.batch_size} must be a multiple of the "
+                          f"{mesh.size} devices it is split over (set config.num_devices, or "
+                          "another batch size)")
 
-    # ---- input: whole splits on the device, once.
-    train_split = pipeline.load_split(config, "train")
+
+class _NoWriter:
+    """What processes other than 0 write: nothing."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """Train `config` in `workdir`, resuming from its latest checkpoint; return final eval.
+
+    Runs data-parallel over `config.num_devices` devices (0 = every device of
+    every process); only process 0 writes metrics, figures and config.json.
+    """
+    validate(config)
+    main_process = parallel.is_main_process()
+    if main_process:
+        os.makedirs(workdir, exist_ok=True)
+    variant = registry.get(config.model)
+    mesh = parallel.make_mesh(config.get("num_devices", 0))
+    _check_batch_divides(config, mesh)
+    eval_device = jax.local_devices()[0]
+
+    # ---- input: the training split where `data_placement` says; the test split on one device.
+    placement = stream.choose_placement(config, mesh)
+    train_split = stream.load_train_split(config, placement)
     test_split = pipeline.load_split(config, "test")
     config = prepare_config(config, train_split)
     total_steps = config.num_train_steps
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-        json.dump(config.to_dict(), f, indent=2)
-    train_data, test_data = pipeline.put_on_device(train_split), pipeline.put_on_device(test_split)
-    logging.info("%s: %d train / %d test images of shape %s; %d steps of batch %d",
-                 config.dataset, train_split.num_examples, test_split.num_examples,
-                 train_split.image_shape, total_steps, config.batch_size)
+    if main_process:
+        with open(os.path.join(workdir, "config.json"), "w") as f:
+            json.dump(config.to_dict(), f, indent=2)
+    test_data = pipeline.put_on_device(test_split, eval_device)
+    logging.info("%s: %d train / %d test images of shape %s; %d steps of batch %d; data on the %s "
+                 "(%s); %d devices in %d processes", config.dataset, train_split.num_examples,
+                 test_split.num_examples, train_split.image_shape, total_steps, config.batch_size,
+                 placement, config.get("data_placement", "auto"), mesh.size, jax.process_count())
 
     # ---- model, optimiser, state (restored if the workdir has a checkpoint).
     model = variant.build_model(config, config.image_shape)
     optimizer = _make_optimizer(variant, config, total_steps)
-    state = create_train_state(config, variant, model, optimizer, jax.random.PRNGKey(config.seed))
+    state = jax.device_put(
+        create_train_state(config, variant, model, optimizer, jax.random.PRNGKey(config.seed)),
+        parallel.replicated(mesh))
     checkpointer = checkpoint.Checkpointer(workdir, max_to_keep=config.keep_checkpoints)
-    writer = writers.MetricWriter(workdir)
+    writer = writers.MetricWriter(workdir) if main_process else _NoWriter()
     if checkpointer.latest_step() is not None:
         state = checkpointer.restore(state, config.to_dict())
-        logging.info("resumed from the checkpoint at step %d", int(state.step))
-    writer.truncate_after(int(state.step))
+        logging.info("resumed from the checkpoint at step %d", int(parallel.local_copy(state.step)))
+    writer.truncate_after(int(parallel.local_copy(state.step)))
     num_params = sum(x.size for x in jax.tree_util.tree_leaves(state.params))
     logging.info("model %r: %d parameters", config.model, num_params)
 
     # ---- compiled functions.
-    train_step = make_train_step(make_update(variant, model, config, optimizer, total_steps))
-    train_chunk = make_train_chunk(train_step, config, train_split.num_examples)
-    evaluate = make_evaluate((variant.make_eval_loss or variant.make_loss)(model, config), config)
+    step = int(parallel.local_copy(state.step))
     chunk = math.gcd(config.log_every_steps, config.eval_every_steps, config.checkpoint_every_steps)
+    schedule = chunk_schedule(step, total_steps, chunk)
+    train_step = make_train_step(make_update(variant, model, config, optimizer, total_steps))
+    feed = FEEDS[placement](train_step, config, train_split, mesh, state, schedule)
+    evaluate = make_evaluate((variant.make_eval_loss or variant.make_loss)(model, config), config)
 
     # ---- loop.
-    step = int(state.step)
     progress = Progress(total_steps, step, config.batch_size)
     start, first_step_time, eval_metrics = time.perf_counter(), None, {}
     train_seconds, timed_steps = 0.0, 0  # time inside training chunks only
     train_metrics: list[dict[str, np.ndarray]] = []
-    while step < total_steps:
-        num_steps = min(chunk, total_steps - step)
+    for first_step, num_steps in schedule:
         chunk_start = time.perf_counter()
-        state, metrics = train_chunk(state, train_data.images, train_data.labels, num_steps)
-        metrics = jax.device_get(metrics)
+        state, metrics = feed(state, first_step, num_steps)
+        metrics = jax.device_get(parallel.local_copy(metrics))
         if first_step_time is not None:  # steady state: compile excluded
             train_seconds += time.perf_counter() - chunk_start
             timed_steps += num_steps
@@ -285,11 +390,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             writer.write(step, {**_scalars(merged, "train"), **rates})
             train_metrics = []
         if step % config.eval_every_steps == 0 or done:
-            eval_metrics = evaluate(state.params, test_data, state.rng, state.step)
+            local = parallel.local_copy(state, eval_device)
+            eval_metrics = evaluate(local.params, test_data, local.rng, local.step)
             writer.write(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
-            trained = TrainedModel(config, state.params, step)
-            save_figures(workdir, step, trained, test_data.images,
-                         jax.random.fold_in(state.rng, EVAL_STREAM), writer)
+            if main_process:
+                trained = TrainedModel(config, local.params, step)
+                save_figures(workdir, step, trained, test_data.images,
+                             jax.random.fold_in(local.rng, EVAL_STREAM), writer)
             logging.info("step %d eval: %s", step, ", ".join(
                 f"{k} {float(v):.3f}" for k, v in eval_metrics.items() if np.ndim(v) == 0))
         if step % config.checkpoint_every_steps == 0 or done:

@@ -39,6 +39,10 @@ def get_config(size: str | None = None) -> ml_collections.ConfigDict:
     c.grad_clip_norm = 0.0           # 0 = off
     c.weight_decay = 0.0             # adamw only
     c.seed = 0
+    # Hardware: data parallelism, where the training split lives, matmul precision.
+    c.num_devices = 0                # devices the batch is split over; 0 = all, of every process
+    c.data_placement = "auto"        # auto | device | host | stream (aejax.data.stream)
+    c.dtype = "float32"              # matmul dtype: float32 | bfloat16 (params stay float32)
     # Bookkeeping. Steps run in chunks of gcd(log, eval, checkpoint) inside one
     # compiled call, so these set how often control returns to Python.
     c.log_every_steps = 100

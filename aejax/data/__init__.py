@@ -40,7 +40,7 @@ from aejax.data.builders import (AejaxBuilder, AejaxDigits, AejaxFashionMnist, A
                                  DatasetNotFoundError)
 from aejax.data.dsprites import AejaxDsprites, AejaxDspritesSmall
 
-__all__ = ["KNOWN_DATASETS", "DatasetInfo", "DatasetNotFoundError", "cache_dir", "dataset_info", "load_split"]
+__all__ = ["KNOWN_DATASETS", "DatasetInfo", "DatasetNotFoundError", "cache_dir", "data_source", "dataset_info", "load_split"]
 
 _BUILDERS: MappingProxyType[str, type[AejaxBuilder]] = MappingProxyType({
     "fashion_mnist": AejaxFashionMnist,
@@ -103,18 +103,26 @@ def _exclusive(root: Path, builder_name: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def data_source(name: str, split: str, *, data_dir: str | None = None):
+    """A random-access tfds data source over one split (read lazily: ``source[i]``, ``source.__getitems__``).
+
+    Prepares the dataset first if the cache does not have it yet.
+    """
+    root = cache_dir(data_dir)
+    tfds_name = _BUILDERS[name].name if name in _BUILDERS else name
+    with _exclusive(root, tfds_name):
+        # tfds only defaults to array_record when no data_dir is given, so say it.
+        return tfds.data_source(tfds_name, split=split, data_dir=os.fspath(root), download=True,
+                                builder_kwargs={"file_format": "array_record"})
+
+
 def load_split(name: str, split: str, *, data_dir: str | None = None) -> dict[str, np.ndarray]:
     """All examples of one split as numpy arrays: 'image' uint8 [N,H,W,C], 'label' int32 [N], plus 'factors' int64 [N,5] and 'factor_values' float32 [N,5] for dSprites.
 
     Prepares the dataset first if the cache does not have it yet. ``split`` may use
     tfds slicing (``"train[:10%]"``).
     """
-    root = cache_dir(data_dir)
-    tfds_name = _BUILDERS[name].name if name in _BUILDERS else name
-    with _exclusive(root, tfds_name):
-        # tfds only defaults to array_record when no data_dir is given, so say it.
-        source = tfds.data_source(tfds_name, split=split, data_dir=os.fspath(root), download=True,
-                                  builder_kwargs={"file_format": "array_record"})
+    source = data_source(name, split, data_dir=data_dir)
     keys = [key for key in _ARRAY_KEYS if key in source.dataset_info.features]
     if "image" not in keys:
         raise ValueError(f"{name} has no 'image' feature (features: {list(source.dataset_info.features)})")

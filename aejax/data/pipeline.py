@@ -61,6 +61,10 @@ class Split:
     def image_shape(self) -> tuple[int, ...]:
         return tuple(self.images.shape[1:])
 
+    def read(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Examples by index (the host-gathered placements read batches this way)."""
+        return self.images[indices], self.labels[indices]
+
 
 def load_split(config, split: str) -> Split:
     """A split as uint8 images (statically binarised if asked) and int32 labels."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 import flax.linen as nn
+import jax.numpy as jnp
 import ml_collections
 
 from aejax.models import conv, mlp
@@ -15,16 +16,23 @@ from aejax.models import conv, mlp
 # image-shaped raw outputs. New architectures (conv, ...) add an entry.
 Builder = Callable[[ml_collections.ConfigDict, tuple[int, ...]], nn.Module]
 
+# `config.dtype`: what the matmuls compute in (params and outputs stay float32).
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def dtype(config):
+    return DTYPES[config.get("dtype", "float32")]
+
 
 def _mlp_trunk(config, image_shape):
     del image_shape
-    return mlp.MLPTrunk(tuple(config.hidden_dims), config.activation)
+    return mlp.MLPTrunk(tuple(config.hidden_dims), config.activation, dtype(config))
 
 
 def _mlp_encoder(config, image_shape):
     del image_shape
     return mlp.MLPEncoder(tuple(config.hidden_dims), config.latent_dim, config.activation,
-                          code_activation=config.get("code_activation", "linear"))
+                          dtype(config), code_activation=config.get("code_activation", "linear"))
 
 
 def _decoder_hidden_dims(config):
@@ -32,7 +40,8 @@ def _decoder_hidden_dims(config):
 
 
 def _mlp_decoder(config, image_shape):
-    return mlp.MLPDecoder(_decoder_hidden_dims(config), tuple(image_shape), config.activation)
+    return mlp.MLPDecoder(_decoder_hidden_dims(config), tuple(image_shape), config.activation,
+                          dtype(config))
 
 
 def _conv_trunk(config, image_shape):
@@ -51,6 +60,7 @@ def _conv_encoder(config, image_shape):
 def _conv_decoder(config, image_shape):
     return conv.ConvDecoder(tuple(config.conv_channels), config.conv_kernel_size,
                             _decoder_hidden_dims(config), tuple(image_shape), config.activation)
+
 
 
 ARCHITECTURES: dict[str, dict[str, Builder]] = {
