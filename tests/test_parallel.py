@@ -120,7 +120,7 @@ _EIGHT_DEVICES = textwrap.dedent("""
     mesh = parallel.make_mesh(0)
     state = jax.device_put(train.create_train_state(config, variant, model, optimizer,
                                                     jax.random.PRNGKey(0)), parallel.replicated(mesh))
-    step = train.make_train_step(variant.make_loss(model, config), optimizer)
+    step = train.make_train_step(train.gradient_update(variant.make_loss(model, config), optimizer))
     chunk = train.make_train_chunk(step, config, 100, mesh)
     images = np.zeros((100, 8, 8, 1), np.uint8)
     hlo = chunk.lower(state, images, np.zeros(100, np.int32), 3).compile().as_text()
