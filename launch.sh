@@ -9,6 +9,8 @@
 # One workdir per point (RUNS_DIR/beta=1__seed=0) with train.log and evaluate.log;
 # FLAGS after `--`: --config.* go to training, the rest to `python -m aejax.evaluate`.
 # Rerunning the same command skips finished points and resumes interrupted ones.
+# Paths are relative to the repository root (the script runs from there, so that
+# experiments/ configs import).
 # Summarise with: python -m aejax.sweep_summary RUNS_DIR
 #
 # LAUNCHER (default: local) picks a launch_<name> function below; a cluster
@@ -33,7 +35,7 @@ if [ $# -gt 0 ] && declare -F "launch_$1" >/dev/null; then
   shift
 fi
 if [ $# -lt 2 ]; then
-  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 fi
 "launch_$launcher" "$@"

@@ -193,12 +193,12 @@ def likelihood_metrics(trained, data: EvalData, encoded, options: EvalOptions) -
     kl_per_dim = np.mean(np.asarray(kl_divergence(jnp.asarray(mean), jnp.asarray(logvar))), axis=0)
     num_dims = int(np.prod(data.x.shape[1:]))
     elbo, log_px = float(np.mean(per_example["elbo"])), float(np.mean(per_example["log_px"]))
-    count, variance = active_units(mean, options.active_unit_threshold)
+    count, _ = active_units(mean, options.active_unit_threshold)
     metrics = {"elbo": elbo, "log_px_iw": log_px, "iw_gap": log_px - elbo,
                "bpd_elbo": bits_per_dim(elbo, num_dims), "bpd_iw": bits_per_dim(log_px, num_dims),
                "reconstruction_nll": float(np.mean(per_example["reconstruction"])),
                "kl": float(np.sum(kl_per_dim)), "active_units": count}
-    return metrics, {"kl": kl_per_dim.tolist(), "posterior_mean_variance": variance.tolist()}
+    return metrics, {"kl": kl_per_dim.tolist()}
 
 
 def clustering_metrics(codes: np.ndarray, test: EvalData, num_classes: int,
@@ -267,6 +267,7 @@ def evaluate_run(workdir: str, step: int | None = None,
         with stage(f"likelihood (K={options.num_importance_samples})"):
             likelihood, per_dim = likelihood_metrics(trained, test, encoded, options)
             metrics.update(likelihood)
+    # Cov_x of the point code: for the VAE family the active-units statistic Cov_x(E_q[z_d|x]).
     per_dim["code_variance"] = np.var(codes.astype(np.float64), axis=0).tolist()
     if options.clustering and info.num_classes:
         pca = None
@@ -332,4 +333,6 @@ def format_table(report: dict) -> str:
     value_width = max(len(r[1]) for r in rows) if rows else 0
     lines = [header, f"units: {report['units']}"]
     lines += [f"  {name:<{width}}  {value:>{value_width}}  {meaning}" for name, value, meaning in rows]
+    for name, values in report["per_dim"].items():
+        lines.append(f"  per latent dim, {name}: " + " ".join(f"{v:.3g}" for v in values))
     return "\n".join(lines)

@@ -18,6 +18,8 @@ _GRID = flags.DEFINE_integer("grid_size", 16, "The latent manifold is grid_size 
 _SCATTER = flags.DEFINE_integer("scatter_points", 5000, "Test codes in the scatter plots.",
                                 lower_bound=10)
 _UMAP = flags.DEFINE_bool("umap", True, "Also a UMAP scatter (latent_dim > 2; tens of seconds).")
+_MAX_EXAMPLES = flags.DEFINE_integer("max_examples", 0, "Use the first N examples of the split "
+                                     "(0 = all; the latents.npz codes are these).", lower_bound=0)
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of prior samples, the scatter subset and UMAP.")
 flags.mark_flags_as_required(["workdir"])
 
@@ -28,7 +30,7 @@ def main(argv):
     from aejax import visualize
     options = visualize.InspectOptions(num_images=_NUM_IMAGES.value, grid_size=_GRID.value,
                                        scatter_points=_SCATTER.value, umap=_UMAP.value,
-                                       seed=_SEED.value)
+                                       max_examples=_MAX_EXAMPLES.value, seed=_SEED.value)
     with cli.one_line_errors():
         shown = visualize.inspect_run(_WORKDIR.value, _STEP.value, options)
     logging.info("wrote %d figures, latents.npz and index.html to %s/inspect", len(shown), _WORKDIR.value)

@@ -50,7 +50,7 @@ class Progress:
             return
         self._last_log = now
         eta = (self.total - step) / steps_per_sec if steps_per_sec > 0 else float("nan")
-        logging.info("%s%s %d/%d (%.0f%%)  %.1f %ss/s  %.0f examples/s  ETA %s  %s",
+        logging.info("%s%s %d/%d (%.0f%%)  %.1f %s/s  %.0f examples/s  ETA %s  %s",
                      f"{self.description}: " if self.description else "", self.unit, step,
                      self.total, 100 * step / max(self.total, 1), steps_per_sec, self.unit,
                      steps_per_sec * self.examples_per_step, format_seconds(eta), postfix)

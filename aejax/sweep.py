@@ -124,8 +124,10 @@ def _latest_checkpoint_mtime(workdir: str) -> float | None:
 
 
 def _commands_of(point: Point) -> dict:
-    # Only what decides the result: not the interpreter's path.
-    return {"train": list(point.train_command[1:]), "evaluate": list(point.eval_command[1:])}
+    """What decides a point's result: its flags, not the interpreter or how RUNS_DIR is spelled."""
+    def flags(command):
+        return [arg for arg in command[1:] if not arg.startswith("--workdir=")]
+    return {"train": flags(point.train_command), "evaluate": flags(point.eval_command)}
 
 
 def status(point: Point) -> str:

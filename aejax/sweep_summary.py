@@ -29,7 +29,7 @@ from aejax.evaluation import METRICS
 from aejax.sweep import POINT_FILE
 
 SEED_KEYS = ("seed",)
-DEFAULT_METRICS = ("elbo", "log_px_iw", "kl", "reconstruction_nll", "recon_mse_per_pixel_grey",
+DEFAULT_METRICS = ("elbo", "log_px_iw", "iw_gap", "kl", "reconstruction_nll", "recon_mse_per_pixel_grey",
                    "active_units", "kmeans_codes_accuracy", "kmeans_codes_nmi", "n2d_accuracy",
                    "n2d_nmi", "probe_codes_accuracy")
 

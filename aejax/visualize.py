@@ -38,6 +38,7 @@ class InspectOptions:
     interpolation_steps: int = 10
     scatter_points: int = 5000    # test codes in the scatter plots (UMAP time grows with it)
     umap: bool = True
+    max_examples: int = 0         # 0 = the whole evaluation split (cap it for dSprites-sized data)
     seed: int = 0
 
 
@@ -183,7 +184,7 @@ def inspect_run(workdir: str, step: int | None = None,
     os.makedirs(out, exist_ok=True)
     trained = aejax.load(workdir, step)
     config = trained.config
-    data = evaluation.load_eval_data(config, evaluation.evaluation_split(config))
+    data = evaluation.load_eval_data(config, evaluation.evaluation_split(config), options.max_examples)
     encoded = evaluation.encode_all(trained, data.x, 500)
     codes = evaluation.codes_of(trained, encoded).astype(np.float32)
     key = jax.random.PRNGKey(options.seed)
