@@ -47,8 +47,11 @@ from absl import app, flags
 SECTIONS = ("vae", "loop", "torch", "matmul", "profile", "models", "batch")
 _SECTIONS = flags.DEFINE_list("sections", list(SECTIONS), f"Which parts to run: {', '.join(SECTIONS)}.")
 _EPOCHS = flags.DEFINE_integer("epochs", 3, "Training epochs of the vae, loop and torch sections.")
-_MODELS = flags.DEFINE_list("models", ["ae", "contractive", "adversarial"],
-                            "Variants timed by the models section (name or name:key=value:...).")
+_MODELS = flags.DEFINE_list(
+    "models", ["contractive:jacobian_method=jacfwd", "contractive:jacobian_method=jacrev",
+               "contractive:jacobian_method=closed_form", "aae"],
+    "Variants timed by the models section against the plain 'ae' step of the same shapes "
+    "(name or name:key=value:..., config from experiments/<name>.py if it exists).")
 _BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["32", "64", "128", "256", "512", "1024"],
                                  "Batch sizes of the batch section.")
 _DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bf16", "bfloat16"],
@@ -58,6 +61,14 @@ _EXAMPLES = flags.DEFINE_integer("examples", 12_800, "Examples per timed call in
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed calls (after one warm-up) per measurement.")
 _TORCH_THREADS = flags.DEFINE_integer("torch_threads", 0, "torch.set_num_threads; 0 = the core count.")
 _DATASET = flags.DEFINE_string("dataset", "fashion_mnist", "Dataset (its train and test splits).")
+_CLOCK = flags.DEFINE_enum(
+    "clock", "wall", ["wall", "process"],
+    "What throughput is timed with: wall time, or this process's CPU time (steadier on a machine "
+    "that other jobs share; compare like with like, e.g. `taskset -c 0 ... --torch_threads=1`).")
+
+
+def clock() -> float:
+    return time.process_time() if _CLOCK.value == "process" else time.perf_counter()
 
 
 # ------------------------------------------------------------- helpers ----
@@ -80,10 +91,19 @@ def make_setup(config, train_split, optimizer=None) -> Setup:
     variant = registry.get(config.model)
     model = variant.build_model(config, config.image_shape)
     optimizer = optimizer or train._make_optimizer(variant, config, config.num_train_steps)
-    train_step = train.make_train_step(variant.make_loss(model, config), optimizer)
+    train_step = _train_step(train, variant, model, config, optimizer)
     init = lambda: train.create_train_state(config, variant, model, optimizer,  # noqa: E731
                                             jax.random.PRNGKey(config.seed))
     return Setup(config, variant, model, optimizer, train_step, init)
+
+
+def _train_step(train, variant, model, config, optimizer):
+    """The trainer's own step, whichever form its `make_train_step` takes: (update), with the
+    variant's update hook (`train.make_update`), or (loss_fn, optimizer)."""
+    if hasattr(train, "make_update"):
+        return train.make_train_step(
+            train.make_update(variant, model, config, optimizer, config.num_train_steps))
+    return train.make_train_step(variant.make_loss(model, config), optimizer)
 
 
 def base_config(model: str = "vae", **overrides):
@@ -113,9 +133,9 @@ def block(tree):
 
 
 def timed(fn: Callable[[], Any]) -> float:
-    start = time.perf_counter()
+    start = clock()
     block(fn())
-    return time.perf_counter() - start
+    return clock() - start
 
 
 def median_seconds(fn: Callable[[], Any], repeats: int) -> float:
@@ -223,10 +243,10 @@ def section_vae(ctx) -> dict:
     steps = ctx["steps_per_epoch"]
     state, rates = setup.init(), []
     for _ in range(_EPOCHS.value):
-        epoch_start = time.perf_counter()
+        epoch_start = clock()
         state, metrics = chunk(state, data.images, data.labels, steps)
         block(metrics)
-        rates.append(steps * setup.config.batch_size / (time.perf_counter() - epoch_start))
+        rates.append(steps * setup.config.batch_size / (clock() - epoch_start))
     evaluate = train.make_evaluate(setup.variant.make_loss(setup.model, setup.config), setup.config)
     elbo = float(evaluate(state.params, ctx["test_device"], state.rng, state.step)["elbo"])
     ctx["setup"] = setup
@@ -246,12 +266,12 @@ def section_loop(ctx) -> dict:
     state, rates = setup.init(), []
     for _ in range(_EPOCHS.value):
         order = rng.permutation(len(images))
-        epoch_start = time.perf_counter()
+        epoch_start = clock()
         for i in range(steps):
             batch = order[i * batch_size:(i + 1) * batch_size]
             state, metrics = step(state, images[batch], labels[batch])
         block(metrics)
-        rates.append(steps * batch_size / (time.perf_counter() - epoch_start))
+        rates.append(steps * batch_size / (clock() - epoch_start))
     return {"examples_per_sec": rates}
 
 
@@ -263,7 +283,7 @@ def section_torch(ctx) -> dict:
     result = bench_torch.run(
         ctx["train"].images, ctx["test"].images, epochs=_EPOCHS.value, batch_size=config.batch_size,
         learning_rate=config.learning_rate, hidden=config.hidden_dims[0], latent=config.latent_dim,
-        threads=_TORCH_THREADS.value or os.cpu_count())
+        threads=_TORCH_THREADS.value or os.cpu_count(), clock=clock)
     result["first_step_seconds"] += ctx["data_seconds"]
     return result
 
@@ -315,21 +335,29 @@ def _parse_model(spec: str) -> tuple[str, dict[str, str]]:
 
 
 def section_models(ctx) -> dict:
+    """Each variant's step, and the plain 'ae' step on the same config (same shapes) beside it."""
     from aejax import registry
     steps, repeats, rows = _STEPS.value, _REPEATS.value, {}
     registered = registry.names()
-    for spec in ["vae", *[m for m in _MODELS.value if m != "vae"]]:
+
+    def rate(config):
+        setup = make_setup(config, ctx["train"])
+        return steps * setup.config.batch_size / median_seconds(
+            chunk_runner(setup, ctx["train_device"], steps), repeats)
+
+    for spec in ["ae", *[m for m in _MODELS.value if m != "ae"]]:
         name, overrides = _parse_model(spec)
         if name not in registered:
             rows[spec] = {"skipped": f"not registered (registered: {', '.join(registered)})"}
             continue
         try:
-            setup = make_setup(base_config(name, **overrides), ctx["train"])
+            config = base_config(name, **overrides)
         except KeyError as error:
             rows[spec] = {"skipped": str(error)}
             continue
-        runner = chunk_runner(setup, ctx["train_device"], steps)
-        rows[spec] = {"examples_per_sec": steps * setup.config.batch_size / median_seconds(runner, repeats)}
+        plain = base_config(name, **overrides)
+        plain.model = "ae"
+        rows[spec] = {"examples_per_sec": rate(config), "plain_ae_examples_per_sec": rate(plain)}
     return rows
 
 
@@ -384,8 +412,8 @@ def report(results: dict, header: str) -> str:
         if torch_ and not torch_ok:
             lines.append(f"  torch: skipped: {torch_['skipped']}")
         elif torch_:
-            lines.append(f"  torch {torch_['version']}, {torch_['threads']} threads, eager, tensor batching "
-                         "(randperm slices of one float tensor; no DataLoader)")
+            lines.append(f"  torch {torch_['version']} on the CPU, {torch_['threads']} threads, eager, tensor "
+                         "batching (randperm slices of one float tensor; no DataLoader)")
         if matmul:
             lines.append(f"  matmul-bound limit: {matmul['num_matmuls']} matmuls, "
                          f"{matmul['flops_per_step'] / 1e6:.0f} MFLOP/step, "
@@ -418,14 +446,15 @@ def report(results: dict, header: str) -> str:
                          f"{128e3 / full - ms:+8.2f} ms")
         lines.append("")
     if results.get("models"):
-        lines.append(f"Train step of each variant (batch 128, {_STEPS.value}-step chunks)")
-        vae_rate = _rate(results["models"].get("vae"))
+        lines.append(f"Train step of each variant vs the plain 'ae' step on the same config "
+                     f"({_STEPS.value}-step chunks): examples/s")
         for name, row_ in results["models"].items():
             if "skipped" in row_:
-                lines.append(f"  {name:34s}skipped: {row_['skipped']}")
+                lines.append(f"  {name:42s}skipped: {row_['skipped']}")
             else:
-                lines.append(f"  {name:34s}{row_['examples_per_sec']:12,.0f} examples/s"
-                             f"{row_['examples_per_sec'] / vae_rate:8.2f}× vae")
+                ratio = row_["examples_per_sec"] / row_["plain_ae_examples_per_sec"]
+                lines.append(f"  {name:42s}{row_['examples_per_sec']:10,.0f}   plain ae "
+                             f"{row_['plain_ae_examples_per_sec']:10,.0f}   {ratio:6.2f}× ae")
         lines.append("")
     if results.get("batch"):
         lines.append(f"VAE by batch size ({_EXAMPLES.value:,} examples per timed call)")
@@ -451,7 +480,8 @@ def main(argv):
     device = jax.devices()[0]
     header = (f"aejax bench: JAX {jax.__version__}, backend {jax.default_backend()}, device "
               f"{getattr(device, 'device_kind', device.platform)} ×{jax.device_count()}, "
-              f"{os.cpu_count()} CPU cores, dtype {_DTYPE.value}. Rough figures: shared machines are noisy.")
+              f"{os.cpu_count()} CPU cores ({len(os.sched_getaffinity(0))} usable), dtype {_DTYPE.value}, "
+              f"{_CLOCK.value} clock. Rough figures: shared machines are noisy.")
     print(header, flush=True)
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
