@@ -398,8 +398,8 @@ def report(results: dict, header: str) -> str:
     vae, loop, torch_, matmul = (results.get(k) for k in ("vae", "loop", "torch", "matmul"))
     if vae or loop or torch_ or matmul:
         epochs = _EPOCHS.value
-        lines += [f"Canonical VAE (784-400-20, Bernoulli, dynamic binarisation, Adam 1e-3, batch 128), "
-                  f"{epochs} epochs; examples/s = median over epochs 2..{epochs}",
+        lines += [f"Canonical VAE (experiments/vae.py: MLP 400-20, Bernoulli, dynamic binarisation, Adam 1e-3, "
+                  f"batch 128) on {_DATASET.value}, {epochs} epochs; examples/s = median over epochs 2..{epochs}",
                   f"  {'':34s}{'aejax scan':>14s}{'aejax loop':>14s}{'torch':>14s}"]
         torch_ok = torch_ and "skipped" not in torch_
         row = lambda name, a, b, c, spec=",.0f": lines.append(  # noqa: E731
