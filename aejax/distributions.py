@@ -74,9 +74,16 @@ class Likelihood:
     sample: Callable[[jax.Array, jax.Array], jax.Array]
 
 
+def _softplus(logits):
+    # log(1 + e^l) = max(l, 0) + log1p(e^−|l|): stable, and on CPU several times
+    # cheaper than jax.nn.softplus (logaddexp's extra selects), the step's largest
+    # elementwise cost.
+    return jnp.maximum(logits, 0.0) + jnp.log1p(jnp.exp(-jnp.abs(logits)))
+
+
 def _bernoulli_log_prob(logits, x):
     # x·log σ(l) + (1−x)·log(1−σ(l)), written stably as x·l − softplus(l).
-    return _sum_pixels(x * logits - jax.nn.softplus(logits))
+    return _sum_pixels(x * logits - _softplus(logits))
 
 
 def _gaussian_fixed_log_prob(mean, x):

@@ -149,8 +149,12 @@ def make_train_chunk(train_step, config, num_examples: int, mesh=None):
         if mesh is not None:
             indices = parallel.constrain_batch(indices, mesh, batch_axis=1)
 
+        # Rows of flat images: a gather of contiguous rows is ~9× cheaper on CPU than of [H, W, C] slices.
+        flat = images.reshape(images.shape[0], -1)
+
         def body(state, batch_indices):
-            return batch_step(state, images[batch_indices], labels[batch_indices])
+            batch_images = flat[batch_indices].reshape(-1, *images.shape[1:])
+            return batch_step(state, batch_images, labels[batch_indices])
 
         return jax.lax.scan(body, state, indices)
 

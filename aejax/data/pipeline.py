@@ -90,11 +90,16 @@ def batch_indices(data_key: jax.Array, first_step: jax.Array, num_steps: int,
     steps_per_epoch = num_examples // batch_size
     num_epochs_spanned = num_steps // steps_per_epoch + 2
     first_epoch = first_step // steps_per_epoch
+    last_epoch = (first_step + num_steps - 1) // steps_per_epoch
 
     def epoch_order(epoch):
-        perm = jax.random.permutation(jax.random.fold_in(data_key, epoch), num_examples)
+        # A permutation is a sort (costly on CPU): draw only those of epochs the chunk spans.
+        perm = jax.lax.cond(
+            epoch <= last_epoch,
+            lambda: jax.random.permutation(jax.random.fold_in(data_key, epoch), num_examples),
+            lambda: jnp.zeros(num_examples, jnp.int32))
         return perm[:steps_per_epoch * batch_size].reshape(steps_per_epoch, batch_size)
 
-    orders = jax.vmap(epoch_order)(first_epoch + jnp.arange(num_epochs_spanned))
+    orders = jax.lax.map(epoch_order, first_epoch + jnp.arange(num_epochs_spanned))
     steps = first_step + jnp.arange(num_steps)
     return orders[steps // steps_per_epoch - first_epoch, steps % steps_per_epoch]
