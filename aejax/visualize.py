@@ -125,18 +125,11 @@ def interpolation_pairs(labels: np.ndarray, num_pairs: int) -> list[tuple[int, i
 
 
 def corruption(config) -> tuple[Callable[[jax.Array, Any], Any] | None, str]:
-    """(key, x) → x̃ for a denoising config, or (None, why not).
-
-    Uses the registry `CORRUPTIONS[name](key, x, config)` of
-    aejax.objectives.denoising, if the family that defines it is present.
-    """
+    """(key, x) → x̃ for a denoising config (the training corruption), or (None, why not)."""
+    from aejax.objectives.denoising import CORRUPTIONS
     name = config.get("corruption")
     if not name:
         return None, "the config has no corruption"
-    try:
-        from aejax.objectives.denoising import CORRUPTIONS  # optional: added by the denoising family
-    except ImportError:
-        return None, f"config.corruption={name!r} but aejax.objectives.denoising.CORRUPTIONS is absent"
     if name not in CORRUPTIONS:
         return None, f"config.corruption={name!r} is not in CORRUPTIONS ({', '.join(CORRUPTIONS)})"
     return (lambda key, x: CORRUPTIONS[name](key, x, config)), ""

@@ -44,10 +44,11 @@ def vae_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ae_run(tmp_path_factory):
-    # A 2-D deterministic code: the scatter shows the codes themselves, the grid uses their
-    # empirical quantiles; a corruption key without the denoising family is skipped, not fatal.
+    # A 2-D deterministic code (a denoising AE): the scatter shows the codes themselves, the
+    # grid uses their empirical quantiles, and inspect adds the before/after denoising figure.
     workdir = str(tmp_path_factory.mktemp("ae"))
-    train.train_and_evaluate(smoke_config("ae", latent_dim=2, corruption="masking"), workdir)
+    train.train_and_evaluate(smoke_config("denoising", latent_dim=2, corruption="masking",
+                                          corruption_prob=0.3, noise_std=0.3, binarize="none"), workdir)
     return workdir
 
 
@@ -114,15 +115,16 @@ def test_evaluate_and_inspect_a_deterministic_autoencoder(ae_run):
     command("aejax.evaluate", ae_run, "--non2d")
     metrics = json.load(open(os.path.join(ae_run, "eval.json")))["metrics"]
     assert not LIKELIHOOD_METRICS & set(metrics)
-    assert COMMON_METRICS - {"n2d_accuracy", "n2d_nmi", "n2d_ari"} <= set(metrics)
+    # Grey-level inputs (binarize="none"): no separate grey-image MSE to report.
+    assert COMMON_METRICS - {"n2d_accuracy", "n2d_nmi", "n2d_ari", "recon_mse_per_pixel_grey"} <= set(metrics)
     command("aejax.inspect", ae_run, "--num_images=16", "--grid_size=4")
     out = os.path.join(ae_run, "inspect")
     files = set(os.listdir(out))
     assert INSPECT_FILES | {"latents_codes.png"} <= files
-    assert "samples.png" not in files and "denoising.png" not in files
+    assert "samples.png" not in files and "denoising.png" in files
     page = open(os.path.join(out, "index.html")).read()
     assert "kmeans_codes_accuracy" in page          # the eval table of eval.json
-    assert "No denoising figure" in page and "CORRUPTIONS is absent" in page
+    assert "denoising.png" in page
 
 
 def test_evaluate_reports_a_missing_run_in_one_line(tmp_path):
@@ -145,14 +147,11 @@ def test_latent_grid_is_the_prior_inverse_cdf_or_the_code_quantiles():
     assert list(visualize.dims_by_activity(codes)) == [1, 0]
 
 
-def test_corruption_uses_the_denoising_registry_when_present(monkeypatch):
-    config = smoke_config("ae", corruption="flip")
-    module = types.ModuleType("aejax.objectives.denoising")
-    module.CORRUPTIONS = {"flip": lambda key, x, config: 1.0 - x}
-    monkeypatch.setitem(sys.modules, "aejax.objectives.denoising", module)
+def test_corruption_is_the_denoising_registry_entry_of_the_config():
+    config = smoke_config("denoising", corruption="masking", corruption_prob=1.0)
     corrupt, why_not = visualize.corruption(config)
     assert why_not == ""
-    np.testing.assert_array_equal(corrupt(jax.random.PRNGKey(0), np.zeros(3)), np.ones(3))
+    np.testing.assert_array_equal(corrupt(jax.random.PRNGKey(0), np.ones((2, 3))), np.zeros((2, 3)))
     config.corruption = "nope"
     assert visualize.corruption(config)[0] is None and "not in CORRUPTIONS" in visualize.corruption(config)[1]
     del config["corruption"]
