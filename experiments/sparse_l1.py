@@ -9,7 +9,7 @@ def get_config(size=None):
     c.latent_dim = 1000 if size != "smoke" else 100
     c.code_activation = "relu"
     c.sparsity_weight = 0.01          # λ, nats per unit of Σ|a|
-    c.sparsity_target = 0.05          # unused by L1; kept so both sparse variants share keys
+    c.sparsity_target = 0.05          # ρ: used by sparse_kl only
     c.active_threshold = 0.0          # a unit is active when a > 0
     c.binarize = "none"
     return c

@@ -9,3 +9,46 @@ import jax  # noqa: E402
 
 # Tiny configs spend most of their time compiling; optimisation buys nothing there.
 jax.config.update("jax_disable_most_optimizations", True)
+
+import importlib  # noqa: E402
+
+import jax.numpy as jnp  # noqa: E402
+import pytest  # noqa: E402
+
+from aejax import registry  # noqa: E402
+
+
+def _with(config, **changes):
+    config = config.copy_and_resolve_references()
+    config.update(changes)
+    return config
+
+
+def _built(name, shape=(8, 8, 1), **overrides):
+    """(config, model, params) of experiments/<name>.py at smoke size, for `shape` images.
+
+    Biases are drawn non-zero, so no term of a loss hides behind a symmetric
+    initialisation.
+    """
+    config = _with(importlib.import_module(f"experiments.{name}").get_config("smoke"),
+                   image_shape=shape, **overrides)
+    variant = registry.get(config.model)
+    model = variant.build_model(config, shape)
+    inputs = variant.init_inputs(config, jnp.zeros((2, *shape)), jax.random.PRNGKey(1))
+    params = model.init(jax.random.PRNGKey(0), *inputs)
+    params = jax.tree_util.tree_map_with_path(
+        lambda path, p: p + 0.3 * jax.random.normal(jax.random.PRNGKey(len(str(path))), p.shape)
+        if "bias" in jax.tree_util.keystr(path) else p, params)
+    return config, model, params
+
+
+@pytest.fixture
+def built():
+    """built(name, shape=(8, 8, 1), **overrides) -> (config, model, params) of an experiment."""
+    return _built
+
+
+@pytest.fixture
+def with_changes():
+    """with_changes(config, **changes) -> a changed copy of config."""
+    return _with

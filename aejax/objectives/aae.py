@@ -32,8 +32,7 @@ from aejax.config_validation import ConfigError
 from aejax.distributions import mmd_rbf
 from aejax.models.autoencoders import AdversarialAutoencoder
 from aejax.models.mlp import MLP
-from aejax.objectives.ae import autoencoder_variant, reconstruction_terms
-from aejax.objectives.likelihoods import reconstruction_metrics
+from aejax.objectives.ae import autoencoder_variant, make_reconstruction_loss
 from aejax.train import gradient_update
 
 MIXTURE_COMPONENTS, MIXTURE_RADIUS, MIXTURE_STD = 10, 4.0, 0.5
@@ -71,13 +70,6 @@ def build_aae(config, image_shape):
 def make_phase_losses(model, config):
     """The three phases' losses, each (params, batch, key, step) → (loss, metrics)."""
 
-    def reconstruction(params, batch, key, step):
-        del key, step
-        x = batch["image"]
-        nll, _, x_mean = reconstruction_terms(model, config, params, x)
-        loss = jnp.mean(nll)
-        return loss, {"loss": loss, "reconstruction": loss, **reconstruction_metrics(x_mean, x)}
-
     def discriminator(params, batch, key, step):
         del step
         z = jax.lax.stop_gradient(model.apply(params, batch["image"], method="encode"))
@@ -95,7 +87,8 @@ def make_phase_losses(model, config):
         loss = jnp.mean(jax.nn.softplus(-model.apply(params, z, method="discriminate")))
         return loss, {"generator_loss": loss}
 
-    return {"reconstruction": reconstruction, "discriminator": discriminator, "generator": generator}
+    return {"reconstruction": make_reconstruction_loss(model, config), "discriminator": discriminator,
+            "generator": generator}
 
 
 # Which top-level param subtrees each phase trains.
