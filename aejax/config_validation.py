@@ -35,6 +35,10 @@ def _non_negative(value):
     return isinstance(value, (int, float)) and value >= 0, "a number ≥ 0"
 
 
+def _bool(value):
+    return isinstance(value, bool), "True or False"
+
+
 def _steps(value):
     return isinstance(value, int) and (value > 0 or value == -1), "a positive integer, or -1"
 
@@ -57,6 +61,7 @@ def _rules() -> dict[str, Callable[[Any], tuple[bool, str]]]:
     from aejax.data import pipeline
     from aejax.models.mlp import ACTIVATIONS
     from aejax.objectives.likelihoods import LIKELIHOODS
+    from aejax.objectives.tcvae import TC_ESTIMATORS
     return {
         "model": _choice(registry.names),
         "architecture": _choice(lambda: models.ARCHITECTURES),
@@ -76,9 +81,15 @@ def _rules() -> dict[str, Callable[[Any], tuple[bool, str]]]:
         "keep_checkpoints": _positive,
         "num_train_steps": _steps,
         "beta": _non_negative,
+        "tc_estimator": _choice(lambda: TC_ESTIMATORS),
+        "mi_weight": _non_negative,
+        "dim_kl_weight": _non_negative,
+        "tc_weight": _non_negative,
+        "discriminator_learning_rate": _positive,
         "warmup_steps": _non_negative,
         "grad_clip_norm": _non_negative,
         "dataset": _dataset,
+        "scan_steps": _bool,
     }
 
 

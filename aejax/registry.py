@@ -58,7 +58,8 @@ class Variant:
 _VARIANTS: dict[str, Variant] = {}
 
 # Modules whose import registers variants. A new family adds its module here.
-VARIANT_MODULES = ("aejax.objectives.ae", "aejax.objectives.vae")
+VARIANT_MODULES = ("aejax.objectives.ae", "aejax.objectives.vae", "aejax.objectives.tcvae",
+                   "aejax.objectives.factor_vae")
 
 
 def register(variant: Variant) -> Variant:

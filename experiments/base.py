@@ -17,7 +17,15 @@ def get_config(size: str | None = None) -> ml_collections.ConfigDict:
     c.latent_dim = 20
     c.likelihood = "bernoulli"       # bernoulli | gaussian
     c.decoder_logvar = 0.0           # fixed log σ² of a gaussian likelihood
-    c.beta = 1.0                     # KL weight (VAE family)
+    c.beta = 1.0                     # KL weight (VAE family); TC weight for "tcvae"
+    # β-TCVAE ("tcvae"): loss = recon + mi_weight·MI + beta·TC + dim_kl_weight·dim-KL.
+    c.mi_weight = 1.0                # α
+    c.dim_kl_weight = 1.0            # γ
+    c.tc_estimator = "mss"           # mss | mws (minibatch stratified / weighted sampling)
+    # FactorVAE ("factor_vae"): loss = recon + beta·KL + tc_weight·TC(discriminator).
+    c.tc_weight = 40.0               # γ of Kim & Mnih 2018
+    c.discriminator_hidden_dims = (1000,) * 6
+    c.discriminator_learning_rate = 1e-4
     # Data.
     c.dataset = "fashion_mnist"
     c.data_dir = ""                  # tfds cache; "" = $AEJAX_TFDS_DIR or ~/.cache/aejax
@@ -32,6 +40,8 @@ def get_config(size: str | None = None) -> ml_collections.ConfigDict:
     c.lr_schedule = "constant"       # constant | cosine
     c.warmup_steps = 0
     c.grad_clip_norm = 0.0           # 0 = off
+    c.scan_steps = True              # chunks of steps as one lax.scan; False: a jitted call per
+                                     # step (conv models on CPU: XLA:CPU convs in loops are ~10x slower)
     c.weight_decay = 0.0             # adamw only
     c.seed = 0
     # Bookkeeping. Steps run in chunks of gcd(log, eval, checkpoint) inside one
@@ -53,6 +63,7 @@ def shrink_to_smoke(c: ml_collections.ConfigDict) -> None:
     """A seconds-long run on the small digits dataset."""
     c.dataset = "digits"
     c.hidden_dims = (32,)
+    c.discriminator_hidden_dims = (32, 32)
     c.latent_dim = min(c.latent_dim, 4)
     c.batch_size = 32
     c.num_epochs = 1

@@ -31,6 +31,18 @@ def negative_elbo_terms(model, config, params, x, key):
     return out, reconstruction, kl_divergence(mean, logvar), p_x
 
 
+def elbo_metrics(reconstruction, kl_per_dim, mean_image, x):
+    """What every VAE-family loss reports: the β = 1 ELBO and its terms (nats per image, batch mean)."""
+    kl = jnp.sum(kl_per_dim, axis=-1)
+    return {
+        "reconstruction": jnp.mean(reconstruction),
+        "kl": jnp.mean(kl),
+        "elbo": -jnp.mean(reconstruction + kl),
+        "kl_per_dim": jnp.mean(kl_per_dim, axis=0),
+        **reconstruction_metrics(mean_image, x),
+    }
+
+
 def make_negative_elbo(model, config):
     beta = float(config.beta)
 
@@ -40,15 +52,7 @@ def make_negative_elbo(model, config):
         out, reconstruction, kl_per_dim, p_x = negative_elbo_terms(model, config, params, x, key)
         kl = jnp.sum(kl_per_dim, axis=-1)
         loss = jnp.mean(reconstruction + beta * kl)
-        metrics = {
-            "loss": loss,
-            "reconstruction": jnp.mean(reconstruction),
-            "kl": jnp.mean(kl),
-            "elbo": -jnp.mean(reconstruction + kl),
-            "kl_per_dim": jnp.mean(kl_per_dim, axis=0),
-            **reconstruction_metrics(p_x.mean(out), x),
-        }
-        return loss, metrics
+        return loss, {"loss": loss, **elbo_metrics(reconstruction, kl_per_dim, p_x.mean(out), x)}
 
     return loss_fn
 
