@@ -98,12 +98,9 @@ def make_setup(config, train_split, optimizer=None) -> Setup:
 
 
 def _train_step(train, variant, model, config, optimizer):
-    """The trainer's own step, whichever form its `make_train_step` takes: (update), with the
-    variant's update hook (`train.make_update`), or (loss_fn, optimizer)."""
-    if hasattr(train, "make_update"):
-        return train.make_train_step(
-            train.make_update(variant, model, config, optimizer, config.num_train_steps))
-    return train.make_train_step(variant.make_loss(model, config), optimizer)
+    """The trainer's own step, with the variant's update hook (`train.make_update`)."""
+    return train.make_train_step(
+        train.make_update(variant, model, config, optimizer, config.num_train_steps))
 
 
 def base_config(model: str = "vae", **overrides):

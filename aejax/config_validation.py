@@ -43,6 +43,10 @@ def _count(value):
     return isinstance(value, int) and value >= 0, "an integer ≥ 0"
 
 
+def _bool(value):
+    return isinstance(value, bool), "True or False"
+
+
 def _steps(value):
     return isinstance(value, int) and (value > 0 or value == -1), "a positive integer, or -1"
 
@@ -68,6 +72,7 @@ def _rules() -> dict[str, Callable[[Any], tuple[bool, str]]]:
     from aejax.objectives.contractive import JACOBIAN_METHODS
     from aejax.objectives.denoising import CORRUPTIONS
     from aejax.objectives.likelihoods import LIKELIHOODS
+    from aejax.objectives.tcvae import TC_ESTIMATORS
     return {
         "model": _choice(registry.names),
         "architecture": _choice(lambda: models.ARCHITECTURES),
@@ -91,6 +96,11 @@ def _rules() -> dict[str, Callable[[Any], tuple[bool, str]]]:
         "keep_checkpoints": _positive,
         "num_train_steps": _steps,
         "beta": _non_negative,
+        "tc_estimator": _choice(lambda: TC_ESTIMATORS),
+        "mi_weight": _non_negative,
+        "dim_kl_weight": _non_negative,
+        "tc_weight": _non_negative,
+        "discriminator_learning_rate": _positive,
         "warmup_steps": _non_negative,
         "grad_clip_norm": _non_negative,
         "kl_warmup_steps": _non_negative,
@@ -104,6 +114,7 @@ def _rules() -> dict[str, Callable[[Any], tuple[bool, str]]]:
         "data_placement": _choice(lambda: stream.PLACEMENTS),
         "dtype": _choice(lambda: models.DTYPES),
         "num_devices": _count,
+        "scan_steps": _bool,
     }
 
 

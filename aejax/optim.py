@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import jax
 import ml_collections
 import optax
 
@@ -39,3 +40,24 @@ def make_optimizer(config: ml_collections.ConfigDict, total_steps: int,
     if config.grad_clip_norm > 0:
         transforms.insert(0, optax.clip_by_global_norm(config.grad_clip_norm))
     return optax.chain(*transforms)
+
+
+def per_module_optimizer(default: optax.GradientTransformation,
+                         by_module: dict[str, optax.GradientTransformation]) -> optax.GradientTransformation:
+    """`default` for every parameter, except those under a module named in `by_module`.
+
+    For variants with several players in one params tree (a VAE and its
+    discriminator): each gets its own optimiser state and hyper-parameters, while
+    the shared train step still applies one `optimizer.update` to one gradient.
+    A leaf belongs to the first `by_module` name found on its path.
+    """
+    if "default" in by_module:
+        raise ValueError("'default' is the label of the remaining parameters; name modules otherwise")
+
+    def label(path, _):
+        names = [getattr(entry, "key", None) for entry in path]
+        return next((name for name in names if name in by_module), "default")
+
+    return optax.multi_transform(
+        {"default": default, **by_module},
+        lambda params: jax.tree_util.tree_map_with_path(label, params))

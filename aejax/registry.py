@@ -71,7 +71,7 @@ _VARIANTS: dict[str, Variant] = {}
 # Modules whose import registers variants. A new family adds its module here.
 VARIANT_MODULES = ("aejax.objectives.ae", "aejax.objectives.vae", "aejax.objectives.sparse",
                    "aejax.objectives.denoising", "aejax.objectives.contractive",
-                   "aejax.objectives.aae")
+                   "aejax.objectives.aae", "aejax.objectives.tcvae", "aejax.objectives.factor_vae")
 
 
 def register(variant: Variant) -> Variant:

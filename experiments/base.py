@@ -20,9 +20,17 @@ def get_config(size: str | None = None) -> ml_collections.ConfigDict:
     c.latent_dim = 20
     c.likelihood = "bernoulli"       # bernoulli | gaussian | gaussian_learned
     c.decoder_logvar = 0.0           # fixed log σ² of a gaussian likelihood
-    c.beta = 1.0                     # KL weight (VAE family)
+    c.beta = 1.0                     # KL weight (VAE family); TC weight for "tcvae"
     c.kl_warmup_steps = 0            # β rises linearly from 0 over these steps (0 = off)
     c.free_bits = 0.0                # floor λ (nats) on each latent dim's batch-mean KL (0 = off)
+    # β-TCVAE ("tcvae"): loss = recon + mi_weight·MI + beta·TC + dim_kl_weight·dim-KL.
+    c.mi_weight = 1.0                # α
+    c.dim_kl_weight = 1.0            # γ
+    c.tc_estimator = "mss"           # mss | mws (minibatch stratified / weighted sampling)
+    # FactorVAE ("factor_vae"): loss = recon + beta·KL + tc_weight·TC(discriminator).
+    c.tc_weight = 40.0               # γ of Kim & Mnih 2018
+    c.discriminator_hidden_dims = (1000,) * 6
+    c.discriminator_learning_rate = 1e-4
     # Data.
     c.dataset = "fashion_mnist"
     c.data_dir = ""                  # tfds cache; "" = $AEJAX_TFDS_DIR or ~/.cache/aejax
@@ -37,6 +45,8 @@ def get_config(size: str | None = None) -> ml_collections.ConfigDict:
     c.lr_schedule = "constant"       # constant | cosine
     c.warmup_steps = 0
     c.grad_clip_norm = 0.0           # 0 = off
+    c.scan_steps = True              # chunks of steps as one lax.scan; False: a jitted call per
+                                     # step (conv models on CPU: XLA:CPU convs in loops are ~10x slower)
     c.weight_decay = 0.0             # adamw only
     c.seed = 0
     # Hardware: data parallelism, where the training split lives, matmul precision.
@@ -63,6 +73,7 @@ def shrink_to_smoke(c: ml_collections.ConfigDict) -> None:
     c.dataset = "digits"
     c.hidden_dims = (32,)
     c.conv_channels = (8, 16)
+    c.discriminator_hidden_dims = (32, 32)
     c.latent_dim = min(c.latent_dim, 4)
     c.batch_size = 32
     c.num_epochs = 1

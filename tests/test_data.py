@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import struct
 import subprocess
@@ -286,3 +287,38 @@ def test_dsprites_full_grid_sample():
     _check_grid_sample(grid, indices, images, factors)
     # Rendering a point alone or inside a batch gives the same image.
     np.testing.assert_array_equal(grid.render(factors[:1]), images[:1])
+
+
+# Array cache and evaluation split --------------------------------------------------------------
+
+def test_whole_splits_are_cached_as_arrays_equal_to_tfds(small, cache):
+    directory = os.path.join(cache, "aejax_dsprites_small", "1.0.0", "arrays", "train")
+    meta = json.load(open(os.path.join(directory, "meta.json")))
+    assert meta["image_encoding"] == "bits"  # 0/255 images: 1 bit per pixel on disk
+    assert os.path.getsize(os.path.join(directory, "image.npy")) < 11_520 * 64 * 64 / 8 + 1024
+    decoded = data.load_split("dsprites_small", "train[:100%]", data_dir=cache)  # a slice: read by tfds
+    assert set(decoded) == set(small) == {"image", "label", "factors", "factor_values"}
+    for key in small:
+        assert small[key].dtype == decoded[key].dtype
+        np.testing.assert_array_equal(small[key], decoded[key])
+    some = np.array([0, 5, 77, 11_519])
+    subset = data.load_split("dsprites_small", "train", data_dir=cache, indices=some)
+    for key in small:
+        np.testing.assert_array_equal(subset[key], small[key][some])
+    # Grey-level images are stored raw.
+    digits = data.load_split("digits", "test", data_dir=cache)
+    meta = json.load(open(os.path.join(cache, "aejax_digits", "1.0.0", "arrays", "test", "meta.json")))
+    assert meta["image_encoding"] == "raw"
+    np.testing.assert_array_equal(digits["image"], data.load_split("digits", "test[:100%]", data_dir=cache)["image"])
+
+
+def test_eval_split_is_declared_by_the_dataset(small, cache):
+    assert data.dataset_info("digits").eval_split == "test" and data.dataset_info("digits").eval_subset == 0
+    info = data.dataset_info("dsprites")
+    assert (info.eval_split, info.eval_subset) == ("train", 5_000)
+    np.testing.assert_array_equal(data.load_eval_split("digits", data_dir=cache)["label"],
+                                  data.load_split("digits", "test", data_dir=cache)["label"])
+    evaluation = data.load_eval_split("dsprites_small", data_dir=cache)
+    indices = data.eval_subset_indices(11_520, 2_000)
+    for key in small:
+        np.testing.assert_array_equal(evaluation[key], small[key][indices])

@@ -139,6 +139,19 @@ def test_all_metrics_rejects_unknown_sizes():
         dm.all_disentanglement_metrics(SPACE, identity_codes, 0, num_trian=10)
 
 
+def test_per_metric_sizes_reach_only_their_metric(scores):
+    # MIG on 500 samples instead of 4000: its score changes, the other metrics' do not.
+    small_mig = dm.all_disentanglement_metrics(SPACE, random_codes, SEED, per_metric={"mutual_info_gap": {
+        "num_samples": 500}}, **SIZES)
+    assert small_mig["mig/score"] != scores["random"]["mig/score"]
+    assert {k: v for k, v in small_mig.items() if not k.startswith("mig/")} == {
+        k: v for k, v in scores["random"].items() if not k.startswith("mig/")}
+    with pytest.raises(TypeError, match="mutual_info_gap.num_sample"):
+        dm.all_disentanglement_metrics(SPACE, identity_codes, 0, per_metric={"mutual_info_gap": {"num_sample": 5}})
+    with pytest.raises(TypeError, match="mig"):
+        dm.all_disentanglement_metrics(SPACE, identity_codes, 0, per_metric={"mig": {}})
+
+
 def test_factor_space_validates_sizes():
     with pytest.raises(ValueError):
         dm.FactorSpace((5,), observe=lambda f: f)

@@ -112,6 +112,8 @@ class AejaxBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     SPLITS: tuple[tuple[str, int], ...]  # (split, number of examples), checked when preparing
     FACTOR_NAMES: tuple[str, ...] = ()
     FACTOR_SIZES: tuple[int, ...] = ()
+    EVAL_SPLIT = "test"  # what runs evaluate on (aejax.data.eval_split_of)
+    EVAL_SUBSET = 0  # > 0: a fixed random subset of EVAL_SPLIT of this size
     IMAGE_ENCODING = tfds.features.Encoding.BYTES
     HOMEPAGE = ""
     # Nothing is downloaded; this also stops tfds looking for a checksums file next to

@@ -12,7 +12,10 @@ stored in mixed-radix order (shape slowest, posY fastest)::
 ``index = ravel_multi_index(factors, sizes)``: 737,280 images (``aejax_dsprites``).
 ``aejax_dsprites_small`` is the same construction with sizes (3, 6, 10, 8, 8):
 orientation ``linspace(0, 2*pi, 10)``, pos_x and pos_y ``linspace(0, 1, 8)``;
-11,520 images. Both have one split, ``train`` (the whole grid, in order).
+11,520 images. Both have one split, ``train`` (the whole grid, in order). Runs
+train on all of it and evaluate on a fixed random subset of it (5,000 images for
+``dsprites``, 2,000 for ``dsprites_small``; ``aejax.data.load_eval_split``): there is
+no held-out data, and disentanglement is measured on the generative factors.
 
 Features: ``image`` uint8 ``[64, 64, 1]`` with values 0 or 255 (so "divide by
 255" gives the binary image, like every other dataset here), ``label`` = shape
@@ -190,6 +193,7 @@ class AejaxDsprites(AejaxBuilder):
     SPLITS = (("train", DSPRITES_GRID.num_examples),)
     FACTOR_NAMES = FACTOR_NAMES
     FACTOR_SIZES = DSPRITES_GRID.sizes
+    EVAL_SPLIT, EVAL_SUBSET = "train", 5_000
     IMAGE_ENCODING = tfds.features.Encoding.ZLIB  # 4 KiB raw per image; binary images compress ~30x
     HOMEPAGE = "https://github.com/google-deepmind/dsprites-dataset"
 
@@ -198,6 +202,11 @@ class AejaxDsprites(AejaxBuilder):
             "factors": tfds.features.Tensor(shape=(len(FACTOR_NAMES),), dtype=np.int64),
             "factor_values": tfds.features.Tensor(shape=(len(FACTOR_NAMES),), dtype=np.float32),
         }
+
+    @classmethod
+    def observe(cls, factors: np.ndarray) -> np.ndarray:
+        """uint8 images of factor indices ``[N, 5]``: the same pixels as the stored examples."""
+        return cls.GRID.render(factors)
 
     def _split_batches(self):
         return {"train": self.GRID.batches()}
@@ -210,3 +219,4 @@ class AejaxDspritesSmall(AejaxDsprites):
     GRID = DSPRITES_SMALL_GRID
     SPLITS = (("train", DSPRITES_SMALL_GRID.num_examples),)
     FACTOR_SIZES = DSPRITES_SMALL_GRID.sizes
+    EVAL_SUBSET = 2_000

@@ -68,11 +68,20 @@ class Split:
 
 def load_split(config, split: str) -> Split:
     """A split as uint8 images (statically binarised if asked) and int32 labels."""
-    arrays = datasets.load_split(config.dataset, split, data_dir=config.data_dir or None)
+    return _as_split(datasets.load_split(config.dataset, split, data_dir=config.data_dir or None), config)
+
+
+def _as_split(arrays, config) -> Split:
     images = arrays["image"]
     if config.binarize == "static":
         images = binarize_static(images, seed=config.data_seed)
     return Split(images, arrays["label"].astype(np.int32))
+
+
+def load_eval_split(config) -> Split:
+    """The examples runs evaluate on: the dataset's declared eval split (aejax.data.eval_split_of)."""
+    arrays = datasets.load_eval_split(config.dataset, data_dir=config.data_dir or None)
+    return _as_split(arrays, config)
 
 
 def put_on_device(split: Split, sharding=None) -> Split:

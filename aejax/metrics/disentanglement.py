@@ -285,22 +285,32 @@ def dci_disentanglement(
 METRICS = (beta_vae_score, factor_vae_score, mutual_info_gap, dci_disentanglement)
 
 
-def all_disentanglement_metrics(space: FactorSpace, represent: Represent, seed: int, **sizes) -> dict[str, float]:
+def all_disentanglement_metrics(
+    space: FactorSpace, represent: Represent, seed: int, *, per_metric: dict[str, dict] | None = None, **sizes
+) -> dict[str, float]:
     """All four metrics, each with its own independent generator spawned from ``seed``.
 
     ``sizes`` are keyword arguments passed to every metric that accepts them (e.g.
     ``num_train=1000`` shrinks BetaVAE, FactorVAE and DCI alike; ``chunk_size`` reaches
-    all four). A keyword no metric accepts is an error, so typos do not pass silently.
+    all four). ``per_metric`` maps a metric's function name (``"beta_vae_score"``, ...)
+    to keyword arguments for that metric alone, which take precedence over ``sizes``
+    (BetaVAE's ``num_train`` costs ``2 * batch_size`` observations per point, DCI's one).
+    A keyword no metric accepts is an error, so typos do not pass silently.
     """
-    accepted = [
-        {name for name, p in inspect.signature(metric).parameters.items() if p.kind is p.KEYWORD_ONLY}
+    accepted = {
+        metric.__name__: {name for name, p in inspect.signature(metric).parameters.items() if p.kind is p.KEYWORD_ONLY}
         for metric in METRICS
-    ]
-    unknown = set(sizes) - set().union(*accepted)
+    }
+    per_metric = per_metric or {}
+    unknown = set(sizes) - set().union(*accepted.values())
+    unknown |= {name for name in per_metric if name not in accepted}
+    unknown |= {f"{name}.{k}" for name, kw in per_metric.items() if name in accepted for k in set(kw) - accepted[name]}
     if unknown:
         raise TypeError(f"no disentanglement metric takes {sorted(unknown)}")
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(METRICS))]
     scores = {}
-    for metric, names, rng in zip(METRICS, accepted, rngs):
-        scores.update(metric(space, represent, rng, **{k: v for k, v in sizes.items() if k in names}))
+    for metric, rng in zip(METRICS, rngs):
+        names = accepted[metric.__name__]
+        kwargs = {k: v for k, v in sizes.items() if k in names} | dict(per_metric.get(metric.__name__, {}))
+        scores.update(metric(space, represent, rng, **kwargs))
     return scores

@@ -67,25 +67,28 @@ def free_bits_kl(kl_per_dim, free_bits: float):
     return jnp.sum(jnp.maximum(free_bits, jnp.mean(kl_per_dim, axis=0)))
 
 
+def elbo_metrics(reconstruction, kl_per_dim, mean_image, x):
+    """What every VAE-family loss reports: the β = 1 ELBO and its terms (nats per image, batch mean)."""
+    kl = jnp.sum(kl_per_dim, axis=-1)
+    return {
+        "reconstruction": jnp.mean(reconstruction),
+        "kl": jnp.mean(kl),
+        "elbo": -jnp.mean(reconstruction + kl),
+        "kl_per_dim": jnp.mean(kl_per_dim, axis=0),
+        **reconstruction_metrics(mean_image, x),
+    }
+
+
 def make_negative_elbo(model, config):
     free_bits = float(config.get("free_bits", 0.0))
 
     def loss_fn(params, batch, key, step):
         x = batch["image"]
         out, reconstruction, kl_per_dim, p_x = negative_elbo_terms(model, config, params, x, key)
-        kl = jnp.sum(kl_per_dim, axis=-1)
         beta_t = kl_weight(config, step)
         loss = jnp.mean(reconstruction) + beta_t * free_bits_kl(kl_per_dim, free_bits)
-        metrics = {
-            "loss": loss,
-            "reconstruction": jnp.mean(reconstruction),
-            "kl": jnp.mean(kl),
-            "elbo": -jnp.mean(reconstruction + kl),
-            "kl_weight": beta_t,
-            "kl_per_dim": jnp.mean(kl_per_dim, axis=0),
-            **reconstruction_metrics(p_x.mean(out), x),
-        }
-        return loss, metrics
+        return loss, {"loss": loss, "kl_weight": beta_t,
+                      **elbo_metrics(reconstruction, kl_per_dim, p_x.mean(out), x)}
 
     return loss_fn
 
