@@ -13,8 +13,10 @@ the fly (`aejax.data.observe_factors`: `SpriteGrid.render`, uint8 0/255, what th
 model was trained on, since binarisation leaves 0/1 images unchanged). The
 representation is `trained.code`: the posterior mean for the VAE family, the code
 otherwise. Sample counts (`DEFAULT_SIZES`) are cut from disentanglement_lib's so all
-four metrics run in about a minute or two on 2 CPU cores for a 64x64 conv encoder;
-the standard errors this leaves are stated next to each.
+four metrics run in about a minute on 2 CPU cores for a 64x64 encoder (54 s of CPU,
+64 s of wall measured with the 1200-1200 MLP encoder, whose forward pass costs about
+what the Burgess conv encoder's does; rendering is ~0.15 ms of CPU an image); the
+standard errors this leaves are stated next to each.
 """
 from __future__ import annotations
 

@@ -10,7 +10,8 @@ Budget: NUM_TRAIN_STEPS = 400 steps (25,600 images, 3.5% of an epoch), sized so 
 study (β ∈ {1, 2, 4, 6, 8, 16} × 3 seeds = 18 runs) takes about an hour on 2 CPU cores:
 measured with a Burgess-layout conv VAE (rough, on 2 cores shared with other jobs) a
 step costs 0.39 s of CPU (0.26-0.39 s of wall on 2 idle cores), start-up + compile
-~45 s, the final eval ~5 s and the disentanglement metrics ~40 s, so ~3 min a run.
+~40 s, the final eval ~5 s and the disentanglement metrics ~55 s of CPU, so 3-4 min a
+run and 1-1.2 h for the 18.
 This is far too short for disentanglement to emerge (the papers train 300k steps on
 accelerators; a 300-step β = 4 run here ended with KL ≈ 1 nat): raise
 --config.num_train_steps when there is time, or use --config.architecture=mlp (Higgins
