@@ -106,13 +106,15 @@ class EvalData:
 # ------------------------------------------------------------------ data ----
 
 def evaluation_split(config) -> str:
-    """'test' where the dataset has one, else 'train' (e.g. dSprites)."""
-    return "test" if "test" in datasets.dataset_info(config.dataset).splits else "train"
+    """The split the run evaluated on in training: 'test', or what the dataset declares (dSprites)."""
+    return datasets.eval_split_of(config.dataset)[0]
 
 
 def load_eval_data(config, split: str, max_examples: int = 0) -> EvalData:
     """`split` binarised by the run's convention (DATA_CONVENTIONS), once and reproducibly."""
-    arrays = pipeline.load_split(config, split)
+    # The dataset's declared eval examples (all of 'test', or dSprites' fixed subset of 'train').
+    arrays = pipeline.load_eval_split(config) if split == evaluation_split(config) \
+        else pipeline.load_split(config, split)
     images, labels = arrays.images, arrays.labels
     if max_examples:
         images, labels = images[:max_examples], labels[:max_examples]
@@ -281,6 +283,10 @@ def evaluate_run(workdir: str, step: int | None = None,
         if options.probe and train is not None:
             with stage("linear probe"):
                 metrics.update(probe_metrics(trained, train, test, codes, pca))
+    if info.factor_sizes:  # ground-truth factors (dSprites): the disentanglement metrics
+        from aejax.disentanglement_eval import disentanglement_metrics
+        with stage("disentanglement metrics"):
+            metrics.update(disentanglement_metrics(trained, seed=int(config.seed)))
     return {
         "workdir": os.path.abspath(workdir), "step": trained.step, "model": config.model,
         "dataset": config.dataset, "split": split, "num_examples": len(test.x),

@@ -40,7 +40,10 @@ def get_config(size=None):
     c.binarize = "none"              # the images are already 0/1
     c.latent_dim = 10
     c.beta = 4.0
-    c.hidden_dims = (1200, 1200)     # only used with --config.architecture=mlp (Higgins et al.'s MLP)
+    c.conv_channels = (32, 32, 32, 32)  # Burgess et al. 2018: 4 conv layers, 4x4, stride 2 ...
+    c.conv_kernel_size = 4
+    c.hidden_dims = (256, 256)       # ... then dense 256, 256 (with --config.architecture=mlp,
+                                     # Higgins et al.'s MLP is --config.hidden_dims='(1200,1200)')
     c.optimizer = "adam"
     c.learning_rate = 5e-4
     c.batch_size = 64

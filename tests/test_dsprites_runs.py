@@ -12,6 +12,7 @@ import pytest
 import aejax
 from aejax import data, disentanglement_eval, train
 from aejax.data import dsprites
+from aejax.state import shape_signature
 from aejax.writers import read_metrics
 from experiments import beta_vae_dsprites, factor_vae_dsprites, tcvae_dsprites
 
@@ -136,6 +137,13 @@ def test_beta_vae_dsprites_config_is_the_documented_one():
     smoke_config = beta_vae_dsprites.get_config("smoke")
     assert smoke_config.dataset == "dsprites_small" and smoke_config.num_train_steps == 20
     assert not config.scan_steps and config.eval_every_steps == config.num_train_steps
+    # The Burgess et al. (2018) encoder: 4 convs of 32 4x4 filters, stride 2 (64 → 4), dense 256, 256.
+    config.image_shape = (64, 64, 1)
+    shapes = shape_signature(train.abstract_train_state(config).params)
+    conv = sorted((p, s) for p, s in shapes.items() if "conv_" in p and "kernel" in p and "encoder" in p)
+    assert [s for _, s in conv] == [[4, 4, 1, 32], [4, 4, 32, 32], [4, 4, 32, 32], [4, 4, 32, 32]]
+    dense = [s for p, s in shapes.items() if "encoder" in p and "dense_" in p and "kernel" in p]
+    assert [4 * 4 * 32, 256] in dense and [256, 256] in dense
 
 
 @pytest.mark.slow
@@ -154,3 +162,14 @@ def test_cli_merges_into_eval_json(tcvae_run):
                           "--size=nope.x=1"], cwd=REPO, capture_output=True, text=True,
                          env=dict(os.environ, JAX_PLATFORMS="cpu"))
     assert bad.returncode == 2 and "METRIC.KEY=VALUE" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_evaluate_adds_the_disentanglement_metrics_on_the_declared_split(tcvae_run, monkeypatch):
+    from aejax import evaluation
+    workdir, _ = tcvae_run
+    monkeypatch.setattr(disentanglement_eval, "DEFAULT_SIZES", TINY_SIZES)
+    report = evaluation.evaluate_run(workdir, options=evaluation.EvalOptions(
+        num_importance_samples=2, clustering=False))
+    assert report["split"] == "train" and report["num_examples"] == data.eval_split_of("dsprites_small")[1]
+    for name in ("beta_vae/eval_accuracy", "factor_vae/eval_accuracy", "mig/score", "dci/disentanglement"):
+        assert 0.0 <= report["metrics"][f"disentanglement/{name}"] <= 1.0
