@@ -101,28 +101,45 @@ def make_train_step(update):
 
 
 def make_train_chunk(train_step, config, num_examples: int):
-    """Jitted (state, images, labels, num_steps) → (state, per-step metrics).
+    """(state, images, labels, num_steps) → (state, per-step metrics).
 
     The batches of `num_steps` consecutive steps are gathered on the device
-    and the steps run as one `lax.scan`: one dispatch per chunk.
+    and the steps run as one jitted `lax.scan`: one dispatch per chunk. With
+    `config.scan_chunks=False` each step is its own jitted call instead (same
+    batches, keys and maths): XLA:CPU runs convolutions inside a loop body
+    10-30x slower than outside one (jax-ml/jax#12868), so conv configs on CPU
+    turn the scan off.
     """
     batch_size, binarize = config.batch_size, config.binarize
 
-    def train_chunk(state: TrainState, images, labels, num_steps: int):
+    def chunk_indices(state: TrainState, num_steps: int):
         permutation_key = jax.random.fold_in(state.rng, PERMUTATION_STREAM)
+        return pipeline.batch_indices(permutation_key, state.step, num_steps, num_examples, batch_size)
+
+    def one_step(state: TrainState, batch_indices, images, labels):
         step_stream = jax.random.fold_in(state.rng, STEP_STREAM)
-        indices = pipeline.batch_indices(permutation_key, state.step, num_steps,
-                                         num_examples, batch_size)
+        data_key, loss_key = jax.random.split(jax.random.fold_in(step_stream, state.step))
+        batch = {"image": pipeline.preprocess(images[batch_indices], data_key, binarize),
+                 "label": labels[batch_indices]}
+        return train_step(state, batch, loss_key)
 
-        def body(state, batch_indices):
-            data_key, loss_key = jax.random.split(jax.random.fold_in(step_stream, state.step))
-            batch = {"image": pipeline.preprocess(images[batch_indices], data_key, binarize),
-                     "label": labels[batch_indices]}
-            return train_step(state, batch, loss_key)
+    if config.get("scan_chunks", True):
+        def train_chunk(state: TrainState, images, labels, num_steps: int):
+            return jax.lax.scan(lambda state, batch_indices: one_step(state, batch_indices, images, labels),
+                                state, chunk_indices(state, num_steps))
 
-        return jax.lax.scan(body, state, indices)
+        return jax.jit(train_chunk, static_argnums=3, donate_argnums=0)
 
-    return jax.jit(train_chunk, static_argnums=3, donate_argnums=0)
+    jitted_indices, jitted_step = jax.jit(chunk_indices, static_argnums=1), jax.jit(one_step, donate_argnums=0)
+
+    def train_chunk_stepwise(state: TrainState, images, labels, num_steps: int):
+        indices, metrics = jitted_indices(state, num_steps), []
+        for batch_indices in indices:
+            state, step_metrics = jitted_step(state, batch_indices, images, labels)
+            metrics.append(step_metrics)
+        return state, jax.tree_util.tree_map(lambda *values: jnp.stack(values), *metrics)
+
+    return train_chunk_stepwise
 
 
 # ----------------------------------------------------------------- eval ----
