@@ -67,6 +67,7 @@ def _dataset(value):
 def _rules() -> dict[str, Callable[[Any], tuple[bool, str]]]:
     from aejax import models, optim, registry
     from aejax.data import pipeline, stream
+    from aejax.models.conv import UPSAMPLERS
     from aejax.models.mlp import ACTIVATIONS
     from aejax.objectives.aae import PRIORS
     from aejax.objectives.contractive import JACOBIAN_METHODS
@@ -81,6 +82,7 @@ def _rules() -> dict[str, Callable[[Any], tuple[bool, str]]]:
         "corruption": _choice(lambda: CORRUPTIONS),
         "jacobian_method": _choice(lambda: JACOBIAN_METHODS),
         "prior": _choice(lambda: PRIORS),
+        "conv_upsample": _choice(lambda: UPSAMPLERS),
         "likelihood": _choice(lambda: LIKELIHOODS),
         "binarize": _choice(lambda: pipeline.BINARIZATIONS),
         "optimizer": _choice(lambda: optim.OPTIMIZERS),

@@ -17,6 +17,7 @@ def get_config(size: str | None = None) -> ml_collections.ConfigDict:
     c.code_activation = "linear"     # activation of a deterministic code (sparse/contractive: sigmoid)
     c.conv_channels = (32, 64)       # architecture "conv": channels of the stride-2 conv layers
     c.conv_kernel_size = 4
+    c.conv_upsample = "subpixel"     # decoder's 2x upsampling: subpixel | transpose (aejax.models.conv)
     c.latent_dim = 20
     c.likelihood = "bernoulli"       # bernoulli | gaussian | gaussian_learned
     c.decoder_logvar = 0.0           # fixed log σ² of a gaussian likelihood

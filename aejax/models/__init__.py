@@ -59,7 +59,8 @@ def _conv_encoder(config, image_shape):
 
 def _conv_decoder(config, image_shape):
     return conv.ConvDecoder(tuple(config.conv_channels), config.conv_kernel_size,
-                            _decoder_hidden_dims(config), tuple(image_shape), config.activation)
+                            _decoder_hidden_dims(config), tuple(image_shape), config.activation,
+                            config.get("conv_upsample", "subpixel"))
 
 
 

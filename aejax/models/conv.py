@@ -1,12 +1,22 @@
-"""Convolutional encoders and decoders: strided convs down, transposed convs up.
+"""Convolutional encoders and decoders: strided convs down, learned 2x upsampling up.
 
 Every conv layer has stride 2 and "SAME" padding, so layer i maps a side of n
 pixels to ceil(n / 2). The decoder mirrors the encoder exactly: it starts at
-the encoder's smallest feature map and after each transposed conv (which
-doubles the side) crops to the size the matching encoder layer saw, so any
-image size works (28x28 → 14 → 7 and back; 64x64 → 32 → 16 → 8 → 4; even
-8x8). With conv_channels=(32, 32, 32, 32), kernel 4 and hidden_dims=(256, 256)
-this is the 64x64 encoder/decoder of Burgess et al. (2018).
+the encoder's smallest feature map and after each 2x upsampling layer crops to
+the size the matching encoder layer saw, so any image size works (28x28 → 14
+→ 7 and back; 64x64 → 32 → 16 → 8 → 4; even 8x8). With conv_channels=(32, 32,
+32, 32), kernel 4, hidden_dims=(256, 256) and conv_upsample="transpose" this is
+the 64x64 encoder/decoder of Burgess et al. (2018).
+
+Upsampling layers (`UPSAMPLERS`, `config.conv_upsample`):
+
+* "transpose": a stride-2 transposed conv with the encoder's kernel size;
+* "subpixel": a stride-1 conv to 4x the channels, then depth-to-space (the
+  pixel shuffle of Shi et al. 2016). Each output pixel of a stride-2 transposed
+  conv with kernel k ≤ 4 is a linear function of a 2x2 input window, so a 3x3
+  sub-pixel conv contains every such transposed conv (tests/test_conv.py fits
+  one exactly). It is the default because XLA's CPU gradient of a transposed
+  conv is several times slower than that of a plain conv.
 """
 from __future__ import annotations
 
@@ -26,6 +36,30 @@ def feature_map_sizes(height: int, width: int, num_layers: int) -> list[tuple[in
         h, w = sizes[-1]
         sizes.append((-(-h // 2), -(-w // 2)))
     return sizes
+
+
+def depth_to_space(h, factor: int = 2):
+    """[B, H, W, f²·C] → [B, f·H, f·W, C]: channel group (a, b) becomes pixel (f·i + a, f·j + b)."""
+    b, height, width, channels = h.shape
+    h = h.reshape(b, height, width, factor, factor, channels // factor ** 2)
+    return h.transpose(0, 1, 3, 2, 4, 5).reshape(b, factor * height, factor * width, channels // factor ** 2)
+
+
+class SubPixelUpsample(nn.Module):
+    """2x upsampling: a 'SAME' conv to 4·features channels, then depth-to-space."""
+    features: int
+    kernel_size: int = 3
+
+    @nn.compact
+    def __call__(self, h):
+        return depth_to_space(nn.Conv(4 * self.features, (self.kernel_size,) * 2, padding="SAME")(h))
+
+
+UPSAMPLERS = {
+    "transpose": lambda features, kernel_size, name: nn.ConvTranspose(
+        features, (kernel_size,) * 2, strides=(2, 2), padding="SAME", name=name),
+    "subpixel": lambda features, kernel_size, name: SubPixelUpsample(features, kernel_size // 2 + 1, name=name),
+}
 
 
 class ConvTrunk(nn.Module):
@@ -63,12 +97,13 @@ class ConvEncoder(nn.Module):
 
 
 class ConvDecoder(nn.Module):
-    """Code → dense layers → smallest feature map → transposed convs → image-shaped raw output."""
+    """Code → dense layers → smallest feature map → 2x upsampling layers → image-shaped raw output."""
     channels: Sequence[int]        # the encoder's channels, in encoder order
     kernel_size: int
     hidden_dims: Sequence[int]     # dense widths after the code, in decoder order
     image_shape: Sequence[int]
     activation: str = "relu"
+    upsample: str = "subpixel"
 
     @nn.compact
     def __call__(self, z):
@@ -80,8 +115,7 @@ class ConvDecoder(nn.Module):
         h = h.reshape(z.shape[0], *smallest)
         out_channels = (image_channels, *self.channels[:-1])
         for i in reversed(range(len(self.channels))):
-            h = nn.ConvTranspose(out_channels[i], (self.kernel_size,) * 2, strides=(2, 2),
-                                 padding="SAME", name=f"deconv_{i}")(h)
+            h = UPSAMPLERS[self.upsample](out_channels[i], self.kernel_size, f"upsample_{i}")(h)
             h = h[:, :sizes[i][0], :sizes[i][1]]
             if i > 0:
                 h = act(h)
