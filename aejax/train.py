@@ -105,7 +105,7 @@ def make_train_chunk(train_step, config, num_examples: int):
 
     The batches of `num_steps` consecutive steps are gathered on the device
     and the steps run as one jitted `lax.scan`: one dispatch per chunk. With
-    `config.scan_chunks=False` each step is its own jitted call instead (same
+    `config.scan_steps=False` each step is its own jitted call instead (same
     batches, keys and maths): XLA:CPU runs convolutions inside a loop body
     10-30x slower than outside one (jax-ml/jax#12868), so conv configs on CPU
     turn the scan off.
@@ -123,7 +123,7 @@ def make_train_chunk(train_step, config, num_examples: int):
                  "label": labels[batch_indices]}
         return train_step(state, batch, loss_key)
 
-    if config.get("scan_chunks", True):
+    if config.get("scan_steps", True):
         def train_chunk(state: TrainState, images, labels, num_steps: int):
             return jax.lax.scan(lambda state, batch_indices: one_step(state, batch_indices, images, labels),
                                 state, chunk_indices(state, num_steps))

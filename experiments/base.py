@@ -38,9 +38,10 @@ def get_config(size: str | None = None) -> ml_collections.ConfigDict:
     c.lr_schedule = "constant"       # constant | cosine
     c.warmup_steps = 0
     c.grad_clip_norm = 0.0           # 0 = off
+    c.scan_steps = True              # chunks of steps as one lax.scan; False: a jitted call per
+                                     # step (conv models on CPU: XLA:CPU convs in loops are ~10x slower)
     c.weight_decay = 0.0             # adamw only
     c.seed = 0
-    c.scan_chunks = True             # a chunk's steps in one lax.scan; False: a jitted call per step
     # Bookkeeping. Steps run in chunks of gcd(log, eval, checkpoint) inside one
     # compiled call, so these set how often control returns to Python.
     c.log_every_steps = 100

@@ -6,7 +6,7 @@ def get_config(size=None):
     c = base.get_config(size)
     c.model = "ae"
     c.architecture = "conv"
-    c.scan_chunks = False             # XLA:CPU runs convs inside lax.scan 10-30x slower (jax#12868)
+    c.scan_steps = False             # XLA:CPU runs convs inside lax.scan 10-30x slower (jax#12868)
     c.hidden_dims = ()                # dense layers between the convs and the code
     c.binarize = "none"
     c.latent_dim = 32 if size != "smoke" else c.latent_dim

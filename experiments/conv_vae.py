@@ -11,7 +11,7 @@ def get_config(size=None):
     c = base.get_config(size)
     c.model = "vae"
     c.architecture = "conv"
-    c.scan_chunks = False             # XLA:CPU runs convs inside lax.scan 10-30x slower (jax#12868)
+    c.scan_steps = False             # XLA:CPU runs convs inside lax.scan 10-30x slower (jax#12868)
     if size != "smoke":
         c.hidden_dims = (256,)
     return c

@@ -62,11 +62,11 @@ def test_adversarial_ae_resume_is_bit_exact(tmp_path):
 
 
 def test_stepwise_chunks_train_like_the_scan(tmp_path):
-    """scan_chunks=False (one jitted call per step, for convs on CPU) sees the same batches and keys."""
+    """scan_steps=False (one jitted call per step, for convs on CPU) sees the same batches and keys."""
     params = {}
     for scan in (True, False):
         workdir = str(tmp_path / str(scan))
-        train.train_and_evaluate(smoke_config("denoising", scan_chunks=scan), workdir)
+        train.train_and_evaluate(smoke_config("denoising", scan_steps=scan), workdir)
         params[scan] = jax.tree_util.tree_leaves(aejax.load(workdir).params)
     for a, b in zip(params[True], params[False], strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
