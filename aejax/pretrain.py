@@ -14,7 +14,8 @@ for each entry of `config.classifier.num_labels`, as
 * the same network from scratch (the baseline),
 
 and reports test accuracy on the whole test split. Finished runs are kept in
-DIR/results.json (a rerun skips them) and tabulated in DIR/results.md.
+DIR/results.json (a rerun with the same `config.classifier` skips them) and
+tabulated in DIR/results.md.
 """
 from __future__ import annotations
 
@@ -145,7 +146,10 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
                           "autoencoder with encoder/decoder submodules (e.g. stacked_ae, untied)")
     train_split, test_split = pipeline.load_split(config, "train"), pipeline.load_split(config, "test")
     results_path = os.path.join(workdir, "results.json")
-    runs = json.load(open(results_path))["runs"] if os.path.exists(results_path) else []
+    stored = json.load(open(results_path)) if os.path.exists(results_path) else {}
+    # Finished classifiers are reused only if they were trained with the same phase-2 settings.
+    settings = json.loads(json.dumps(config.classifier.to_dict()))
+    runs = stored["runs"] if stored.get("classifier") == settings else []
     for requested in config.classifier.num_labels:
         for init, finetune in RUNS:
             if finetune not in config.classifier.finetune and init == "pretrained":
@@ -162,7 +166,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
             with open(results_path, "w") as f:
                 json.dump({"runs": runs, "autoencoder_eval": {k: float(v) for k, v in autoencoder_eval.items()
                                                               if np.ndim(v) == 0},
-                           "classifier": config.classifier.to_dict()}, f, indent=2)
+                           "classifier": settings}, f, indent=2)
     with open(os.path.join(workdir, "results.md"), "w") as f:
         f.write(results_table(runs))
     return runs
