@@ -4,7 +4,6 @@ Thin by design: flags in, `train.train_and_evaluate` does the work. Bad input
 (an unknown model, dataset or override key; a checkpoint from another config;
 missing data) ends the run with a one-line error, not a traceback.
 """
-import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags

@@ -1,7 +1,6 @@
 """β-TCVAE: the minibatch estimators of log q(z) against scipy, and known total correlations."""
 import math
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
