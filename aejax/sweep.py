@@ -24,6 +24,7 @@ import dataclasses
 import itertools
 import json
 import os
+import queue
 import re
 import subprocess
 import sys
@@ -152,11 +153,15 @@ def status(point: Point) -> str:
 
 # ------------------------------------------------------------------- run ----
 
-def _run_logged(command: tuple[str, ...], log_path: str, env: dict) -> int:
+def _run_logged(command: tuple[str, ...], log_path: str, env: dict, cpus: frozenset[int] | None = None) -> int:
+    """Run `command` with its output appended to `log_path`, pinned to `cpus` if given."""
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
     with open(log_path, "a") as log:
-        log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')}  {' '.join(command)}\n")
+        where = f"  [cpus {','.join(map(str, sorted(cpus)))}]" if cpus else ""
+        log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')}  {' '.join(command)}{where}\n")
         log.flush()
-        return subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+        return subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                               preexec_fn=pin).returncode
 
 
 def _tail(path: str, lines: int = 5) -> str:
@@ -164,7 +169,7 @@ def _tail(path: str, lines: int = 5) -> str:
         return "".join(f.readlines()[-lines:])
 
 
-def run_point(point: Point, env: dict | None = None, say=print) -> str:
+def run_point(point: Point, env: dict | None = None, say=print, cpus: frozenset[int] | None = None) -> str:
     """Train then evaluate one point (skipped if finished): 'skipped', 'done' or 'failed'."""
     if status(point) == "finished":
         say(f"[{point.index}] {point.name}: finished before, skipped")
@@ -177,7 +182,7 @@ def run_point(point: Point, env: dict | None = None, say=print) -> str:
     for stage, command in (("train", point.train_command), ("evaluate", point.eval_command)):
         say(f"[{point.index}] {point.name}: {stage} (log: {point.workdir}/{stage}.log)")
         log_path = os.path.join(point.workdir, f"{stage}.log")
-        code = _run_logged(command, log_path, env)
+        code = _run_logged(command, log_path, env, cpus)
         if code != 0:
             say(f"[{point.index}] {point.name}: {stage} FAILED (exit {code}); last lines of {log_path}:\n"
                 + _tail(log_path))
@@ -195,6 +200,21 @@ def child_env(parallel: int) -> dict:
     return env
 
 
+def core_slots(parallel: int) -> list[frozenset[int]] | None:
+    """Disjoint sets of this process's cores, one per concurrent job (None: no pinning).
+
+    XLA:CPU sizes its thread pool to every core it can see, so `parallel` unpinned
+    jobs oversubscribe the machine; pinned, each job's pool fits its own cores.
+    """
+    if parallel < 2 or not hasattr(os, "sched_getaffinity"):
+        return None
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < parallel:
+        return None
+    per_job = len(cores) // parallel
+    return [frozenset(cores[i * per_job:(i + 1) * per_job]) for i in range(parallel)]
+
+
 def run(sweep: Sweep, parallel: int) -> int:
     """Every point, `parallel` at once; the exit status is 1 if any point failed."""
     todo = points(sweep)
@@ -207,8 +227,22 @@ def run(sweep: Sweep, parallel: int) -> int:
     say(f"sweep of {len(todo)} points in {sweep.runs_dir}, {parallel} at once")
     env = child_env(parallel)
     start = time.perf_counter()
+    slots = core_slots(parallel)
+    free = queue.Queue()
+    for slot in slots or [None] * parallel:
+        free.put(slot)
+
+    def run_on_free_cores(point: Point) -> str:
+        cpus = free.get()
+        try:
+            return run_point(point, env, say, cpus)
+        finally:
+            free.put(cpus)
+
+    if slots:
+        say("each job pinned to its own cores: " + "; ".join(",".join(map(str, sorted(s))) for s in slots))
     with concurrent.futures.ThreadPoolExecutor(max_workers=parallel) as pool:
-        results = list(pool.map(lambda p: run_point(p, env, say), todo))
+        results = list(pool.map(run_on_free_cores, todo))
     counts = {r: results.count(r) for r in ("done", "skipped", "failed")}
     say(f"sweep finished in {format_seconds(time.perf_counter() - start)}: "
         + ", ".join(f"{n} {r}" for r, n in counts.items()))

@@ -31,7 +31,10 @@ from aejax.sweep import POINT_FILE
 SEED_KEYS = ("seed",)
 DEFAULT_METRICS = ("elbo", "log_px_iw", "iw_gap", "kl", "reconstruction_nll", "recon_mse_per_pixel_grey",
                    "active_units", "kmeans_codes_accuracy", "kmeans_codes_nmi", "n2d_accuracy",
-                   "n2d_nmi", "probe_codes_accuracy")
+                   "n2d_nmi", "probe_codes_accuracy",
+                   # dSprites runs (aejax.disentanglement_eval)
+                   "disentanglement/beta_vae/eval_accuracy", "disentanglement/factor_vae/eval_accuracy",
+                   "disentanglement/mig/score", "disentanglement/dci/disentanglement")
 
 
 def _number(value: str) -> float | None:
@@ -148,7 +151,7 @@ def plot_rate_distortion(path: str, keys: list[str], groups, x_key: str | None) 
                 ax.annotate(f"{x_key}={x:g}", (rate, dist), textcoords="offset points", xytext=(5, 5), fontsize=8)
         ax.plot(rates, distortions, "-", alpha=0.6, label=label or None)
     ax.set(xlabel="rate: KL(q(z|x) ‖ p(z)) [nats/image]",
-           ylabel="distortion: E_q[−log p(x|z)] [nats/image]", title="Rate–distortion (test split)")
+           ylabel="distortion: E_q[−log p(x|z)] [nats/image]", title="Rate–distortion (eval split)")
     if any(label for label, _ in (_series(keys, groups, x_key) if x_key else [])):
         ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
@@ -170,7 +173,7 @@ def plot_metrics(path: str, keys: list[str], groups, x_key: str, metrics: list[s
             stats = [mean_std(members, metric) for _, members in entries]
             ax.errorbar([x for x, _ in entries], [s[0] for s in stats], yerr=[s[1] for s in stats],
                         fmt="o-", ms=4, capsize=2, label=label or None)
-        ax.set_title(metric, fontsize=9)
+        ax.set_title(metric.removeprefix("disentanglement/"), fontsize=9)
         ax.set_xlabel(x_key, fontsize=8)
         if log_x:
             ax.set_xscale("log", base=2)

@@ -129,16 +129,18 @@ def test_eval_split_of_dsprites_is_a_fixed_subset_of_train():
 def test_beta_vae_dsprites_config_is_the_documented_one():
     config = beta_vae_dsprites.get_config()
     assert (config.model, config.architecture, config.dataset, config.likelihood, config.binarize) == (
-        "vae", "conv", "dsprites", "bernoulli", "none")
+        "vae", "mlp", "dsprites", "bernoulli", "none")
     assert (config.latent_dim, config.batch_size, config.learning_rate) == (10, 64, 5e-4)
+    assert config.hidden_dims == (1200, 1200)  # Higgins et al. 2017's dSprites MLP
     assert config.num_train_steps == beta_vae_dsprites.NUM_TRAIN_STEPS
     assert tcvae_dsprites.get_config().model == "tcvae" and factor_vae_dsprites.get_config().model == "factor_vae"
     assert factor_vae_dsprites.get_config().discriminator_hidden_dims == (1000,) * 6
     smoke_config = beta_vae_dsprites.get_config("smoke")
     assert smoke_config.dataset == "dsprites_small" and smoke_config.num_train_steps == 20
     assert not config.scan_steps and config.eval_every_steps == config.num_train_steps
-    # The Burgess et al. (2018) encoder: 4 convs of 32 4x4 filters, stride 2 (64 → 4), dense 256, 256.
-    config.image_shape = (64, 64, 1)
+    # The documented switch to the Burgess et al. (2018) encoder: 4 convs of 32 4x4 filters,
+    # stride 2 (64 → 4), dense 256, 256.
+    config.architecture, config.hidden_dims, config.image_shape = "conv", (256, 256), (64, 64, 1)
     shapes = shape_signature(train.abstract_train_state(config).params)
     conv = sorted((p, s) for p, s in shapes.items() if "conv_" in p and "kernel" in p and "encoder" in p)
     assert [s for _, s in conv] == [[4, 4, 1, 32], [4, 4, 32, 32], [4, 4, 32, 32], [4, 4, 32, 32]]

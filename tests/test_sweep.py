@@ -67,6 +67,14 @@ def test_status_needs_a_fresh_final_eval_from_the_same_commands(tmp_path):
     assert sweep.status(point) == "partial"
 
 
+def test_concurrent_jobs_get_disjoint_cores(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 5})
+    assert sweep.core_slots(1) is None                      # one job: leave it every core
+    assert sweep.core_slots(2) == [frozenset({0, 1}), frozenset({2, 3})]
+    assert sweep.core_slots(5) == [frozenset({c}) for c in (0, 1, 2, 3, 5)]
+    assert sweep.core_slots(6) is None                      # more jobs than cores: no pinning
+
+
 @pytest.mark.slow
 def test_a_second_sweep_skips_finished_points(tmp_path):
     runs = tmp_path / "runs"
@@ -84,6 +92,9 @@ def test_a_second_sweep_skips_finished_points(tmp_path):
         assert os.path.getmtime(runs / n / "eval.json") == stamps[n]
         assert open(runs / n / "train.log").read().count("=== ") == 1   # trained once
         assert json.load(open(runs / n / "eval.json"))["step"] == 10
+    if len(os.sched_getaffinity(0)) >= 2:  # the two jobs ran pinned to disjoint cores
+        pins = {open(runs / n / "train.log").read().split("[cpus ")[1].split("]")[0] for n in names}
+        assert len(pins) == 2
     summary = subprocess.run([sys.executable, "-m", "aejax.sweep_summary", str(runs)], cwd=REPO, env=env,
                              capture_output=True, text=True)
     assert summary.returncode == 0 and "| beta | n |" in summary.stdout
