@@ -20,8 +20,8 @@ MLP's time per step and, at equal time, scored lower in a pilot (β = 4, 4.5 min
 MIG 0.004 vs 0.041, BetaVAE 0.60 vs 0.68).
 
 `scan_steps=False`: each step is its own jitted call, because XLA:CPU runs the conv
-layers ~10x slower inside the scanned chunk (see train.make_train_chunk); for the MLP
-it makes no measurable difference at this step cost.
+layers ~10x slower inside the scanned chunk (see train.make_train_chunk); kept for the
+conv override (scan vs loop was not measured for this MLP).
 
     ./launch.sh experiments/beta_vae_dsprites.py runs/dsprites beta=1,2,4,6,8,16 seed=0,1,2 \
         -- --num_importance_samples=1 --clustering=false
