@@ -1,10 +1,16 @@
-"""aejax: autoencoders in JAX/Flax. `aejax.load(workdir)` restores a trained run."""
-from aejax import cpu_tuning as _cpu_tuning
+"""aejax: autoencoders in JAX/Flax. `aejax.load(workdir)` restores a trained run.
 
-_cpu_tuning.apply()  # before any JAX backend starts (see aejax/cpu_tuning.py)
+The packages, each importing only those listed before it: core (errors, options,
+variants, maths, optimisers, mesh), data, models, objectives (the registry of
+variants), figures, training, evaluation, studies. The modules at this level are
+the `python -m aejax.*` commands.
+"""
+from aejax.core import cpu_tuning as _cpu_tuning
+
+_cpu_tuning.apply()  # before any JAX backend starts (see aejax/core/cpu_tuning.py)
 
 
 def load(workdir: str, step: int | None = None):
-    """The trained model in `workdir` (see aejax.restore.TrainedModel)."""
-    from aejax.restore import load as _load
+    """The trained model in `workdir` (see aejax.training.restore.TrainedModel)."""
+    from aejax.training.restore import load as _load
     return _load(workdir, step)

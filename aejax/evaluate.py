@@ -1,12 +1,12 @@
 """Evaluate a trained run: python -m aejax.evaluate --workdir=DIR [--step=N] [--num_importance_samples=K].
 
 Thin: flags in, `aejax.evaluation.evaluate_run` does the work; the report is
-written to DIR/eval.json and printed as a table. See aejax/evaluation.py for
-what is measured and in which units.
+written to DIR/eval.json and printed as a table. See aejax/evaluation/evaluate_run.py
+for what is measured and in which units.
 """
 from absl import app, flags, logging
 
-from aejax import cli
+from aejax.core import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training workdir (with checkpoints/).")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step to evaluate (default: the latest).")
@@ -31,16 +31,16 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from aejax import evaluation
-    options = evaluation.EvalOptions(
+    from aejax.evaluation import evaluate_run
+    options = evaluate_run.EvalOptions(
         num_importance_samples=_K.value, samples_per_chunk=_CHUNK.value, batch_size=_BATCH.value,
         active_unit_threshold=_THRESHOLD.value, clustering=_CLUSTERING.value, n2d=_N2D.value,
         baselines=_BASELINES.value, probe=_PROBE.value, max_examples=_MAX_EXAMPLES.value,
         seed=_SEED.value)
     with cli.one_line_errors():
-        report = evaluation.evaluate_run(_WORKDIR.value, _STEP.value, options)
-    path = evaluation.write_report(_WORKDIR.value, report)
-    print(evaluation.format_table(report))
+        report = evaluate_run.evaluate_run(_WORKDIR.value, _STEP.value, options)
+    path = evaluate_run.write_report(_WORKDIR.value, report)
+    print(evaluate_run.format_table(report))
     logging.info("wrote %s", path)
 
 

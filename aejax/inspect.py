@@ -1,13 +1,13 @@
 """Figures of a trained run: python -m aejax.inspect --workdir=DIR [--step=N].
 
-Thin: flags in, `aejax.visualize.inspect_run` writes PNGs, latents.npz and
+Thin: flags in, `aejax.evaluation.inspect_run` writes PNGs, latents.npz and
 index.html (figures, config, and the eval table of eval.json if present)
 under DIR/inspect/. Named `inspect` as a submodule only: import it as
 `aejax.inspect`, never relatively.
 """
 from absl import app, flags, logging
 
-from aejax import cli
+from aejax.core import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training workdir (with checkpoints/).")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step to inspect (default: the latest).")
@@ -27,12 +27,12 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from aejax import visualize
-    options = visualize.InspectOptions(num_images=_NUM_IMAGES.value, grid_size=_GRID.value,
-                                       scatter_points=_SCATTER.value, umap=_UMAP.value,
-                                       max_examples=_MAX_EXAMPLES.value, seed=_SEED.value)
+    from aejax.evaluation import inspect_run
+    options = inspect_run.InspectOptions(num_images=_NUM_IMAGES.value, grid_size=_GRID.value,
+                                         scatter_points=_SCATTER.value, umap=_UMAP.value,
+                                         max_examples=_MAX_EXAMPLES.value, seed=_SEED.value)
     with cli.one_line_errors():
-        shown = visualize.inspect_run(_WORKDIR.value, _STEP.value, options)
+        shown = inspect_run.inspect_run(_WORKDIR.value, _STEP.value, options)
     logging.info("wrote %d figures, latents.npz and index.html to %s/inspect", len(shown), _WORKDIR.value)
 
 

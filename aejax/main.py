@@ -1,14 +1,14 @@
 """Train an experiment: python -m aejax.main --config=experiments/X.py --workdir=DIR.
 
-Thin by design: flags in, `train.train_and_evaluate` does the work. Bad input
-(an unknown model, dataset or override key; a checkpoint from another config;
-missing data) ends the run with a one-line error, not a traceback.
+Thin by design: flags in, `aejax.training.loop.train_and_evaluate` does the work.
+Bad input (an unknown model, dataset or override key; a checkpoint from another
+config; missing data) ends the run with a one-line error, not a traceback.
 """
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from aejax import cli
+from aejax.core import cli
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file (experiments/*.py[:smoke]).", lock_config=True)
@@ -22,13 +22,13 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from aejax import parallel
+    from aejax.core import parallel
     parallel.initialize(_MULTIHOST.value)  # before any other JAX call
     import jax
-    from aejax import train
+    from aejax.training.loop import train_and_evaluate
     logging.info("JAX %s on %s", jax.__version__, jax.devices())
     with cli.one_line_errors():
-        train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+        train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,7 @@ from experiments import base
 
 
 def get_config(size=None):
-    c = base.get_config(size)
-    c.model = "aae"
+    c = base.get_config(size, model="aae")
     c.prior = "gaussian"
     c.discriminator_hidden_dims = (256, 256) if size != "smoke" else (16,)
     c.discriminator_learning_rate = 5e-5   # a weaker critic keeps the GAN balanced (README)

@@ -1,67 +1,19 @@
-"""Fields every experiment has; experiment files import this and change a few.
+"""Where every experiment starts: each key a run of `model` reads, at the default its module declares.
 
-`--config=experiments/<name>.py:smoke` gives a seconds-long size of any
-experiment (tests and quick checks).
+Keys are declared next to the code that reads them (`aejax.training.config`
+collects them); `python -m aejax.main --config=experiments/X.py` prints none of
+this, but `aejax.training.config.default_config("vae")` shows them all, and the
+README's config table lists the common ones. Experiment files import this and
+change a few; `--config=experiments/<name>.py:smoke` gives a seconds-long size of
+any experiment (tests and quick checks).
 """
 import ml_collections
 
+from aejax.training.config import default_config
 
-def get_config(size: str | None = None) -> ml_collections.ConfigDict:
-    c = ml_collections.ConfigDict()
-    # What to train.
-    c.model = "vae"                  # registry name (aejax.registry.names())
-    c.architecture = "mlp"           # aejax.models.ARCHITECTURES
-    c.hidden_dims = (400,)           # encoder hidden widths; the decoder mirrors them
-    c.decoder_hidden_dims = ()       # () = reversed(hidden_dims)
-    c.activation = "relu"
-    c.code_activation = "linear"     # activation of a deterministic code (sparse/contractive: sigmoid)
-    c.conv_channels = (32, 64)       # architecture "conv": channels of the stride-2 conv layers
-    c.conv_kernel_size = 4
-    c.conv_upsample = "subpixel"     # decoder's 2x upsampling: subpixel | transpose (aejax.models.conv)
-    c.latent_dim = 20
-    c.likelihood = "bernoulli"       # bernoulli | gaussian | gaussian_learned
-    c.decoder_logvar = 0.0           # fixed log σ² of a gaussian likelihood
-    c.beta = 1.0                     # KL weight (VAE family); TC weight for "tcvae"
-    c.kl_warmup_steps = 0            # β rises linearly from 0 over these steps (0 = off)
-    c.free_bits = 0.0                # floor λ (nats) on each latent dim's batch-mean KL (0 = off)
-    # β-TCVAE ("tcvae"): loss = recon + mi_weight·MI + beta·TC + dim_kl_weight·dim-KL.
-    c.mi_weight = 1.0                # α
-    c.dim_kl_weight = 1.0            # γ
-    c.tc_estimator = "mss"           # mss | mws (minibatch stratified / weighted sampling)
-    # FactorVAE ("factor_vae"): loss = recon + beta·KL + tc_weight·TC(discriminator).
-    c.tc_weight = 40.0               # γ of Kim & Mnih 2018
-    c.discriminator_hidden_dims = (1000,) * 6
-    c.discriminator_learning_rate = 1e-4
-    # Data.
-    c.dataset = "fashion_mnist"
-    c.data_dir = ""                  # tfds cache; "" = $AEJAX_TFDS_DIR or ~/.cache/aejax
-    c.binarize = "dynamic"           # none | static | dynamic
-    c.data_seed = 0                  # the static binarisation draw
-    # Optimisation.
-    c.batch_size = 128
-    c.num_epochs = 20
-    c.num_train_steps = -1           # -1 = num_epochs × (train examples // batch_size)
-    c.optimizer = "adam"
-    c.learning_rate = 1e-3
-    c.lr_schedule = "constant"       # constant | cosine
-    c.warmup_steps = 0
-    c.grad_clip_norm = 0.0           # 0 = off
-    c.scan_steps = True              # chunks of steps as one lax.scan; False: a jitted call per
-                                     # step (conv models on CPU: XLA:CPU convs in loops are ~10x slower)
-    c.weight_decay = 0.0             # adamw only
-    c.seed = 0
-    # Hardware: data parallelism, where the training split lives, matmul precision.
-    c.num_devices = 0                # devices the batch is split over; 0 = all, of every process
-    c.data_placement = "auto"        # auto | device | host | stream (aejax.data.stream)
-    c.dtype = "float32"              # matmul dtype: float32 | bfloat16 (params stay float32)
-    # Bookkeeping. Steps run in chunks of gcd(log, eval, checkpoint) inside one
-    # compiled call, so these set how often control returns to Python.
-    c.log_every_steps = 100
-    c.eval_every_steps = 1000
-    c.checkpoint_every_steps = 1000
-    c.keep_checkpoints = 3
-    c.eval_batch_size = 1000
-    c.num_figure_images = 64
+
+def get_config(size: str | None = None, model: str = "vae") -> ml_collections.ConfigDict:
+    c = default_config(model)
     if size == "smoke":
         shrink_to_smoke(c)
     elif size not in (None, ""):
@@ -74,7 +26,8 @@ def shrink_to_smoke(c: ml_collections.ConfigDict) -> None:
     c.dataset = "digits"
     c.hidden_dims = (32,)
     c.conv_channels = (8, 16)
-    c.discriminator_hidden_dims = (32, 32)
+    if "discriminator_hidden_dims" in c:
+        c.discriminator_hidden_dims = (32, 32)
     c.latent_dim = min(c.latent_dim, 4)
     c.batch_size = 32
     c.num_epochs = 1

@@ -20,7 +20,7 @@ MLP's time per step and, at equal time, scored lower in a pilot (β = 4, 4.5 min
 MIG 0.004 vs 0.041, BetaVAE 0.60 vs 0.68).
 
 `scan_steps=False`: each step is its own jitted call, because XLA:CPU runs the conv
-layers ~10x slower inside the scanned chunk (see train.make_train_chunk); kept for the
+layers ~10x slower inside the scanned chunk (see aejax.training.chunks.make_train_chunk); kept for the
 conv override (scan vs loop was not measured for this MLP).
 
     ./launch.sh experiments/beta_vae_dsprites.py runs/dsprites beta=1,2,4,6,8,16 seed=0,1,2 \
@@ -33,11 +33,11 @@ from experiments import base
 NUM_TRAIN_STEPS = 4_000
 
 
-def get_config(size=None):
+def get_config(size=None, model="vae"):
+    """`model` lets the β-TCVAE and FactorVAE studies start from this one."""
     if size not in (None, "", "smoke"):
         raise ValueError(f"unknown config size {size!r}; use ':smoke' or nothing")
-    c = base.get_config()
-    c.model = "vae"
+    c = base.get_config(model=model)
     c.architecture = "mlp"
     c.dataset = "dsprites"
     c.likelihood = "bernoulli"
@@ -50,7 +50,7 @@ def get_config(size=None):
     c.optimizer = "adam"
     c.learning_rate = 5e-4
     c.batch_size = 64
-    c.scan_steps = False             # XLA:CPU runs convs in a scanned loop ~10x slower (train.make_train_chunk)
+    c.scan_steps = False             # XLA:CPU runs convs in a scanned loop ~10x slower (aejax.training.chunks)
     c.num_train_steps = NUM_TRAIN_STEPS
     c.log_every_steps = 250
     c.eval_every_steps = NUM_TRAIN_STEPS

@@ -7,8 +7,7 @@ from experiments import base
 
 
 def get_config(size=None):
-    c = base.get_config(size)
-    c.model = "contractive"
+    c = base.get_config(size, model="contractive")
     c.hidden_dims = ()                # the code is the single sigmoid hidden layer
     c.latent_dim = 256 if size != "smoke" else 16
     c.code_activation = "sigmoid"

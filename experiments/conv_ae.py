@@ -3,8 +3,7 @@ from experiments import base
 
 
 def get_config(size=None):
-    c = base.get_config(size)
-    c.model = "ae"
+    c = base.get_config(size, model="ae")
     c.architecture = "conv"
     c.scan_steps = False             # XLA:CPU runs convs inside lax.scan 10-30x slower (jax#12868)
     c.hidden_dims = ()                # dense layers between the convs and the code

@@ -6,8 +6,7 @@ from experiments import base
 
 
 def get_config(size=None):
-    c = base.get_config(size)
-    c.model = "denoising"
+    c = base.get_config(size, model="denoising")
     c.corruption = "gaussian"         # gaussian | masking | salt_and_pepper
     c.noise_std = 0.3
     c.corruption_prob = 0.3

@@ -8,8 +8,7 @@ from experiments import base
 
 
 def get_config(size=None):
-    c = base.get_config(size)
-    c.model = "linear_ae"
+    c = base.get_config(size, model="linear_ae")
     c.hidden_dims = ()
     c.activation = "linear"
     c.latent_dim = 10 if size != "smoke" else c.latent_dim

@@ -3,8 +3,7 @@ from experiments import base
 
 
 def get_config(size=None):
-    c = base.get_config(size)
-    c.model = "sparse_l1"
+    c = base.get_config(size, model="sparse_l1")
     c.hidden_dims = ()                # the code is the single (overcomplete) hidden layer
     c.latent_dim = 1000 if size != "smoke" else 100
     c.code_activation = "relu"

@@ -7,8 +7,7 @@ from experiments import base
 
 
 def get_config(size=None):
-    c = base.get_config(size)
-    c.model = "stacked_ae"
+    c = base.get_config(size, model="stacked_ae")
     c.tied_weights = False
     c.binarize = "none"
     if size != "smoke":

@@ -11,10 +11,6 @@ from experiments import beta_vae_dsprites
 
 
 def get_config(size=None):
-    c = beta_vae_dsprites.get_config(size)
-    c.model = "tcvae"
+    c = beta_vae_dsprites.get_config(size, model="tcvae")  # mi_weight = dim_kl_weight = 1, tc_estimator mss
     c.beta = 6.0
-    c.mi_weight = 1.0
-    c.dim_kl_weight = 1.0
-    c.tc_estimator = "mss"
     return c

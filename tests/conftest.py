@@ -15,7 +15,7 @@ import importlib  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import pytest  # noqa: E402
 
-from aejax import registry  # noqa: E402
+from aejax import objectives  # noqa: E402
 
 
 def _with(config, **changes):
@@ -32,7 +32,7 @@ def _built(name, shape=(8, 8, 1), **overrides):
     """
     config = _with(importlib.import_module(f"experiments.{name}").get_config("smoke"),
                    image_shape=shape, **overrides)
-    variant = registry.get(config.model)
+    variant = objectives.get(config.model)
     model = variant.build_model(config, shape)
     inputs = variant.init_inputs(config, jnp.zeros((2, *shape)), jax.random.PRNGKey(1))
     params = model.init(jax.random.PRNGKey(0), *inputs)

@@ -39,6 +39,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow_datasets as tfds
 
+from aejax.core.errors import DatasetNotFoundError
+
 FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -49,10 +51,6 @@ IDX_LABELS_MAGIC = 0x0801  # unsigned bytes, 1 dimension
 
 # IDX type byte -> numpy dtype (multi-byte types are big-endian).
 _IDX_DTYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-
-
-class DatasetNotFoundError(FileNotFoundError):
-    """The raw files a builder prepares from are not on this machine."""
 
 
 def read_idx(path: str | os.PathLike, *, magic: int | None = None) -> np.ndarray:
@@ -96,6 +94,12 @@ def stratified_split(labels: np.ndarray, test_per_class: int | Sequence[int], *,
     is_test = np.zeros(len(labels), bool)
     is_test[test] = True
     return np.flatnonzero(~is_test), np.flatnonzero(is_test)
+
+
+def train_test_batches(images: np.ndarray, labels: np.ndarray, indices: Iterable[np.ndarray]
+                       ) -> dict[str, list[dict[str, np.ndarray]]]:
+    """``_split_batches`` of a dataset held whole in memory: (train, test) indices into it."""
+    return {split: [{"image": images[idx], "label": labels[idx]}] for split, idx in zip(("train", "test"), indices)}
 
 
 class AejaxBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -225,8 +229,7 @@ class AejaxMnist5k(AejaxBuilder):
         images = table[:, :-1].astype(np.uint8).reshape(-1, 28, 28, 1)
         labels = table[:, -1]
         shuffle = np.random.default_rng(1).permutation  # the CSV is sorted by class
-        return {split: [{"image": images[idx], "label": labels[idx]}]
-                for split, idx in zip(("train", "test"), map(shuffle, stratified_split(labels, 100, seed=0)))}
+        return train_test_batches(images, labels, map(shuffle, stratified_split(labels, 100, seed=0)))
 
 
 class AejaxDigits(AejaxBuilder):
@@ -245,5 +248,4 @@ class AejaxDigits(AejaxBuilder):
         images = np.rint(digits.images * (255 / 16)).astype(np.uint8)[..., None]
         labels = digits.target.astype(np.int64)
         test_per_class = np.rint(0.2 * np.bincount(labels)).astype(int)
-        return {split: [{"image": images[idx], "label": labels[idx]}]
-                for split, idx in zip(("train", "test"), stratified_split(labels, test_per_class, seed=0))}
+        return train_test_batches(images, labels, stratified_split(labels, test_per_class, seed=0))

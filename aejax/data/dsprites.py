@@ -167,7 +167,7 @@ class SpriteGrid:
         return np.stack([axis[factors[..., k]] for k, axis in enumerate(axes)], axis=-1).astype(np.float32)
 
     def render(self, factors: np.ndarray) -> np.ndarray:
-        """Images of factor indices ``[N, 5]``: an ``observe`` for ``aejax.metrics`` factor spaces."""
+        """Images of factor indices ``[N, 5]``: an ``observe`` for ``aejax.evaluation.disentanglement.FactorSpace``."""
         return render_sprites(self.values(factors))
 
     def batches(self, chunk: int = 8192) -> Iterator[dict[str, np.ndarray]]:

@@ -1,4 +1,4 @@
-"""Encoders, decoders and the autoencoder modules that combine them."""
+"""Encoders, decoders and the autoencoder modules that combine them, built by architecture name."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
 
+from aejax.core.options import Option, merge, one_of, positive_integer, sizes
 from aejax.models import conv, mlp
 
 # Architecture name -> builders of (encoder trunk, deterministic encoder, decoder).
@@ -63,12 +64,22 @@ def _conv_decoder(config, image_shape):
                             config.get("conv_upsample", "subpixel"))
 
 
-
 ARCHITECTURES: dict[str, dict[str, Builder]] = {
     "mlp": {"trunk": _mlp_trunk, "encoder": _mlp_encoder, "decoder": _mlp_decoder},
     # Strided convs, then `hidden_dims` dense layers; see aejax.models.conv.
     "conv": {"trunk": _conv_trunk, "encoder": _conv_encoder, "decoder": _conv_decoder},
 }
+
+OPTIONS = merge({
+    "architecture": Option("mlp", one_of(ARCHITECTURES), "network family: mlp | conv"),
+    "hidden_dims": Option((400,), sizes, "encoder hidden widths (after the convs for conv)"),
+    "decoder_hidden_dims": Option((), sizes, "decoder hidden widths; () = reversed(hidden_dims)"),
+    "activation": Option("relu", one_of(mlp.ACTIVATIONS), "hidden activation"),
+    "code_activation": Option("linear", one_of(mlp.ACTIVATIONS),
+                              "activation of a deterministic code (sparse/contractive: sigmoid)"),
+    "latent_dim": Option(20, positive_integer, "code size"),
+    "dtype": Option("float32", one_of(DTYPES), "matmul dtype: float32 | bfloat16 (params stay float32)"),
+}, conv.OPTIONS)
 
 
 def build(part: str, config: ml_collections.ConfigDict, image_shape) -> nn.Module:

@@ -11,7 +11,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from aejax.distributions import reparameterize
+from aejax.core.distributions import reparameterize
 
 # Name of the learned scalar log σ² of a Gaussian p(x | z) ("gaussian_learned").
 LEARNED_LOGVAR = "decoder_logvar"

@@ -26,6 +26,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
+from aejax.core.options import Option, one_of, positive_integer, sizes
 from aejax.models.mlp import ACTIVATIONS, MLP
 
 
@@ -59,6 +60,12 @@ UPSAMPLERS = {
     "transpose": lambda features, kernel_size, name: nn.ConvTranspose(
         features, (kernel_size,) * 2, strides=(2, 2), padding="SAME", name=name),
     "subpixel": lambda features, kernel_size, name: SubPixelUpsample(features, kernel_size // 2 + 1, name=name),
+}
+
+OPTIONS = {
+    "conv_channels": Option((32, 64), sizes, 'architecture "conv": channels of the stride-2 conv layers'),
+    "conv_kernel_size": Option(4, positive_integer, "side of the conv kernels"),
+    "conv_upsample": Option("subpixel", one_of(UPSAMPLERS), "decoder's 2x upsampling: subpixel | transpose"),
 }
 
 

@@ -11,7 +11,7 @@ own params (the others are held fixed):
 
 Phase 2 sees the params phase 1 produced, and phase 3 those of phase 2, so the
 update is not one gradient of one loss: the variant supplies `make_update`
-(built from the shared `train.gradient_update`, once per phase) and the
+(built from the shared `aejax.core.optim.gradient_update`, once per phase) and the
 optimiser state holds one state per phase. Priors: `PRIORS` (`config.prior`).
 
 Losses in nats (per image for the reconstruction, per code for the GAN terms),
@@ -27,13 +27,15 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from aejax import models, optim
-from aejax.config_validation import ConfigError
-from aejax.distributions import mmd_rbf
+from aejax import models
+from aejax.core import optim
+from aejax.core.errors import ConfigError
+from aejax.core.distributions import mmd_rbf
+from aejax.core.optim import gradient_update
+from aejax.core.options import Option, one_of, positive
+from aejax.models import discriminator as critic
 from aejax.models.autoencoders import AdversarialAutoencoder
-from aejax.models.mlp import MLP
 from aejax.objectives.ae import autoencoder_variant, make_reconstruction_loss
-from aejax.train import gradient_update
 
 MIXTURE_COMPONENTS, MIXTURE_RADIUS, MIXTURE_STD = 10, 4.0, 0.5
 
@@ -56,13 +58,19 @@ def _gaussian_mixture(config, key, n):
 
 PRIORS = {"gaussian": _standard_normal, "mixture": _gaussian_mixture}
 
+OPTIONS = {
+    "prior": Option("gaussian", one_of(PRIORS), "p(z) the codes are matched to: gaussian | mixture"),
+    "generator_learning_rate": Option(5e-4, positive, "learning rate of the encoder's generator phase"),
+    **critic.OPTIONS,
+}
+
 
 def sample_prior(config, key, n):
     return PRIORS[config.prior](config, key, n)
 
 
 def build_aae(config, image_shape):
-    discriminator = MLP((*config.discriminator_hidden_dims, 1), config.activation)
+    discriminator = critic.build_discriminator(config, num_logits=1, activation=config.activation)
     return AdversarialAutoencoder(models.build("encoder", config, image_shape),
                                   models.build("decoder", config, image_shape), discriminator)
 
@@ -153,5 +161,6 @@ def make_aae_eval_loss(model, config):
     return loss_fn
 
 
-autoencoder_variant("aae", make_aae_eval_loss, build_aae, make_optimizer=make_optimizer,
-                    make_update=make_update, generative=True, sample_prior=sample_prior)
+VARIANTS = (autoencoder_variant("aae", make_aae_eval_loss, build_aae, options=OPTIONS,
+                                make_optimizer=make_optimizer, make_update=make_update, generative=True,
+                                sample_prior=sample_prior),)

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from aejax import models, registry
-from aejax.config_validation import ConfigError
+from aejax import models
+from aejax.core.errors import ConfigError
+from aejax.core.options import Option, boolean
+from aejax.core.variant import Variant
 from aejax.models.autoencoders import Autoencoder
 from aejax.models.mlp import MLPDecoder, MLPEncoder, TiedMLPAutoencoder
 from aejax.objectives.likelihoods import likelihood, reconstruction_metrics
@@ -66,13 +68,19 @@ def make_reconstruction_loss(model, config):
     return loss_fn
 
 
-def autoencoder_variant(name, make_loss, build_model=build_autoencoder, **fields):
+def autoencoder_variant(name, make_loss, build_model=build_autoencoder, **fields) -> Variant:
     """A deterministic-AE variant: z = encode(x), initialised from images alone."""
-    return registry.register(registry.Variant(
-        name=name, build_model=build_model, make_loss=make_loss, likelihood=likelihood,
-        init_inputs=lambda config, x, key: (x,), **fields))
+    return Variant(name=name, build_model=build_model, make_loss=make_loss, likelihood=likelihood,
+                   init_inputs=lambda config, x, key: (x,), **fields)
 
 
-autoencoder_variant("ae", make_reconstruction_loss)
-autoencoder_variant("linear_ae", make_reconstruction_loss, build_linear_autoencoder)
-autoencoder_variant("stacked_ae", make_reconstruction_loss, build_stacked_autoencoder)
+STACKED_OPTIONS = {
+    "tied_weights": Option(False, boolean, "stacked_ae: the decoder uses the encoder's kernels transposed"),
+}
+
+VARIANTS = (
+    autoencoder_variant("ae", make_reconstruction_loss),
+    autoencoder_variant("linear_ae", make_reconstruction_loss, build_linear_autoencoder),
+    autoencoder_variant("stacked_ae", make_reconstruction_loss, build_stacked_autoencoder,
+                        options=STACKED_OPTIONS),
+)

@@ -21,7 +21,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from aejax.config_validation import ConfigError
+from aejax.core.errors import ConfigError
+from aejax.core.options import Option, non_negative, one_of
 from aejax.objectives.ae import autoencoder_variant, reconstruction_terms
 from aejax.objectives.likelihoods import reconstruction_metrics
 
@@ -49,6 +50,11 @@ JACOBIAN_METHODS: dict[str, Callable] = {
     "jacfwd": _frobenius_norm_of(jax.jacfwd),
     "jacrev": _frobenius_norm_of(jax.jacrev),
     "closed_form": _closed_form,
+}
+
+OPTIONS = {
+    "contractive_weight": Option(0.1, non_negative, "λ of the contractive penalty"),
+    "jacobian_method": Option("jacfwd", one_of(JACOBIAN_METHODS), "jacfwd | jacrev | closed_form"),
 }
 
 
@@ -82,4 +88,4 @@ def make_contractive_loss(model, config):
     return loss_fn
 
 
-autoencoder_variant("contractive", make_contractive_loss)
+VARIANTS = (autoencoder_variant("contractive", make_contractive_loss, options=OPTIONS),)

@@ -19,6 +19,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from aejax.core.options import Option, non_negative, one_of, probability
 from aejax.objectives.ae import autoencoder_variant, reconstruction_terms
 from aejax.objectives.likelihoods import psnr, reconstruction_metrics
 
@@ -44,6 +45,12 @@ CORRUPTIONS: dict[str, Callable] = {
     "salt_and_pepper": _salt_and_pepper,
 }
 
+OPTIONS = {
+    "corruption": Option("gaussian", one_of(CORRUPTIONS), "gaussian | masking | salt_and_pepper"),
+    "noise_std": Option(0.3, non_negative, "σ of the gaussian corruption"),
+    "corruption_prob": Option(0.3, probability, "p of masking / salt_and_pepper"),
+}
+
 
 def corrupt(key, x, config):
     """x̃ ~ C(x̃ | x) for the corruption named by `config.corruption`."""
@@ -67,5 +74,5 @@ def make_denoising_loss(model, config, with_psnr: bool = False):
     return loss_fn
 
 
-autoencoder_variant("denoising", make_denoising_loss,
-                    make_eval_loss=lambda model, config: make_denoising_loss(model, config, True))
+VARIANTS = (autoencoder_variant("denoising", make_denoising_loss, options=OPTIONS,
+                                make_eval_loss=lambda model, config: make_denoising_loss(model, config, True)),)

@@ -19,7 +19,7 @@ Two players, one train step: the loss returned to the shared step is loss_vae +
 loss_D, where loss_vae sees D's parameters through `stop_gradient` and loss_D sees z
 through `stop_gradient`. So ∇_vae = ∇ loss_vae and ∇_D = ∇ loss_D exactly: one
 gradient evaluation performs the simultaneous update of both players, and
-`optim.per_module_optimizer` applies each player's own optimiser to its subtree.
+`aejax.core.optim.per_module_optimizer` applies each player's own optimiser to its subtree.
 Reported `loss` is loss_vae; `elbo` is the β = 1 bound. Nats per image, batch mean.
 """
 from __future__ import annotations
@@ -30,11 +30,12 @@ import jax.numpy as jnp
 import optax
 import optax.losses
 
-from aejax import optim, registry
-from aejax.distributions import kl_divergence
-from aejax.models.mlp import MLP
+from aejax.core import optim
+from aejax.core.distributions import kl_divergence
+from aejax.core.options import Option, non_negative
+from aejax.models import discriminator as critic
 from aejax.objectives.likelihoods import likelihood
-from aejax.objectives.vae import build_vae, elbo_metrics
+from aejax.objectives.vae import BETA, build_vae, elbo_metrics, vae_variant
 
 JOINT, PRODUCT = 0, 1  # discriminator classes: a sample of q(z), of Π_d q(z_d)
 DISCRIMINATOR_ADAM_B1, DISCRIMINATOR_ADAM_B2 = 0.5, 0.9  # Kim & Mnih 2018, Appendix
@@ -61,7 +62,7 @@ class FactorVAEModel(nn.Module):
 
 
 def build_factor_vae(config, image_shape):
-    discriminator = MLP((*config.discriminator_hidden_dims, 2), activation="leaky_relu")
+    discriminator = critic.build_discriminator(config, num_logits=2, activation="leaky_relu")
     return FactorVAEModel(build_vae(config, image_shape), discriminator)
 
 
@@ -123,13 +124,11 @@ def make_factor_vae_optimizer(config, total_steps):
                                       {"discriminator": discriminator})
 
 
-registry.register(registry.Variant(
-    name="factor_vae",
-    build_model=build_factor_vae,
-    make_loss=make_factor_vae_loss,
-    make_optimizer=make_factor_vae_optimizer,
-    likelihood=likelihood,
-    init_inputs=lambda config, x, key: (x, key),
-    probabilistic_encoder=True,
-    generative=True,
-))
+OPTIONS = {
+    "beta": BETA,
+    "tc_weight": Option(40.0, non_negative, "γ, the weight of the discriminator's TC estimate"),
+    **critic.OPTIONS,
+}
+
+VARIANTS = (vae_variant("factor_vae", make_factor_vae_loss, OPTIONS, build_model=build_factor_vae,
+                        make_optimizer=make_factor_vae_optimizer),)

@@ -1,4 +1,4 @@
-"""Decoder likelihoods by name (`config.likelihood`)."""
+"""Decoder likelihoods by name (`config.likelihood`), and the distortion metrics every variant reports."""
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -6,8 +6,9 @@ from typing import Any, Callable
 import jax.numpy as jnp
 import ml_collections
 
-from aejax import distributions
-from aejax.config_validation import ConfigError
+from aejax.core import distributions
+from aejax.core.errors import ConfigError
+from aejax.core.options import Option, number, one_of
 from aejax.models.autoencoders import LEARNED_LOGVAR
 
 def _learned_gaussian(params, config):
@@ -23,6 +24,12 @@ LIKELIHOODS: dict[str, Callable[[Any, ml_collections.ConfigDict], distributions.
     "gaussian": lambda params, config: distributions.gaussian_likelihood(
         config.get("decoder_logvar", 0.0)),
     "gaussian_learned": _learned_gaussian,
+}
+
+# Read by every variant: the decoder's likelihood p(x | z).
+OPTIONS = {
+    "likelihood": Option("bernoulli", one_of(LIKELIHOODS), "bernoulli | gaussian | gaussian_learned"),
+    "decoder_logvar": Option(0.0, number, "fixed log σ² of a gaussian likelihood"),
 }
 
 

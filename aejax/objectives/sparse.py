@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from aejax.config_validation import ConfigError
+from aejax.core.errors import ConfigError
+from aejax.core.options import Option, non_negative, number, probability
 from aejax.objectives.ae import autoencoder_variant, reconstruction_terms
 from aejax.objectives.likelihoods import reconstruction_metrics
 
@@ -60,5 +61,14 @@ def make_sparse_loss(penalty, requires_unit_interval: bool):
     return make_loss
 
 
-autoencoder_variant("sparse_l1", make_sparse_loss(l1_penalty, requires_unit_interval=False))
-autoencoder_variant("sparse_kl", make_sparse_loss(kl_sparsity_penalty, requires_unit_interval=True))
+OPTIONS = {
+    "sparsity_weight": Option(0.2, non_negative, "λ of the sparsity penalty"),
+    "sparsity_target": Option(0.05, probability, "ρ, the target mean activation (sparse_kl)"),
+    "active_threshold": Option(0.0, number, "a unit counts as active when its activation exceeds this"),
+}
+
+VARIANTS = (
+    autoencoder_variant("sparse_l1", make_sparse_loss(l1_penalty, requires_unit_interval=False), options=OPTIONS),
+    autoencoder_variant("sparse_kl", make_sparse_loss(kl_sparsity_penalty, requires_unit_interval=True),
+                        options=OPTIONS),
+)

@@ -42,10 +42,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from aejax import registry
-from aejax.distributions import gaussian_log_prob, kl_divergence, standard_normal_log_prob
+from aejax.core.distributions import gaussian_log_prob, kl_divergence, standard_normal_log_prob
+from aejax.core.options import Option, non_negative, one_of
+from aejax.data.catalog import dataset_info
 from aejax.objectives.likelihoods import likelihood
-from aejax.objectives.vae import build_vae, elbo_metrics
+from aejax.objectives.vae import BETA, elbo_metrics, vae_variant
 
 
 def _mss_log_weights(batch_size: int, dataset_size: int) -> np.ndarray:
@@ -64,6 +65,13 @@ def _mws_log_weights(batch_size: int, dataset_size: int) -> np.ndarray:
 TC_ESTIMATORS: dict[str, Callable[[int, int], np.ndarray]] = {
     "mss": _mss_log_weights,
     "mws": _mws_log_weights,
+}
+
+OPTIONS = {
+    "beta": BETA,
+    "mi_weight": Option(1.0, non_negative, "α, the weight of the index-code MI"),
+    "dim_kl_weight": Option(1.0, non_negative, "γ, the weight of the dimension-wise KL"),
+    "tc_estimator": Option("mss", one_of(TC_ESTIMATORS), "mss | mws (minibatch stratified / weighted sampling)"),
 }
 
 
@@ -94,8 +102,7 @@ def train_set_size(config) -> int:
     """N of q(z) = (1/N) Σ_n q(z|x_n): the training examples the run sees (set by the trainer)."""
     if config.get("num_train_examples"):
         return int(config.num_train_examples)
-    from aejax import data
-    return int(data.dataset_info(config.dataset).splits["train"])
+    return int(dataset_info(config.dataset).splits["train"])
 
 
 def make_tcvae_loss(model, config):
@@ -123,12 +130,4 @@ def make_tcvae_loss(model, config):
     return loss_fn
 
 
-registry.register(registry.Variant(
-    name="tcvae",
-    build_model=build_vae,
-    make_loss=make_tcvae_loss,
-    likelihood=likelihood,
-    init_inputs=lambda config, x, key: (x, key),
-    probabilistic_encoder=True,
-    generative=True,
-))
+VARIANTS = (vae_variant("tcvae", make_tcvae_loss, OPTIONS),)

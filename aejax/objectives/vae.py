@@ -34,8 +34,10 @@ import math
 import jax
 import jax.numpy as jnp
 
-from aejax import models, registry
-from aejax.distributions import diagonal_gaussian_log_prob, kl_divergence, standard_normal_log_prob
+from aejax import models
+from aejax.core.distributions import diagonal_gaussian_log_prob, kl_divergence, standard_normal_log_prob
+from aejax.core.options import Option, non_negative, positive_integer
+from aejax.core.variant import Variant
 from aejax.models.autoencoders import GaussianEncoder, VariationalAutoencoder
 from aejax.objectives.likelihoods import learns_decoder_variance, likelihood, reconstruction_metrics
 
@@ -129,9 +131,23 @@ def make_negative_iwae_bound(model, config):
     return loss_fn
 
 
-_VAE_FAMILY = dict(build_model=build_vae, likelihood=likelihood,
-                   init_inputs=lambda config, x, key: (x, key),
-                   probabilistic_encoder=True, generative=True)
+BETA = Option(1.0, non_negative, "KL weight β (VAE family); TC weight for tcvae")
+VAE_OPTIONS = {
+    "beta": BETA,
+    "kl_warmup_steps": Option(0, non_negative, "β rises linearly from 0 over these steps (0 = off)"),
+    "free_bits": Option(0.0, non_negative, "floor λ (nats) on each latent dim's batch-mean KL (0 = off)"),
+}
+IWAE_OPTIONS = {
+    "num_importance_samples": Option(5, positive_integer, "K of the importance-weighted bound"),
+}
 
-registry.register(registry.Variant(name="vae", make_loss=make_negative_elbo, **_VAE_FAMILY))
-registry.register(registry.Variant(name="iwae", make_loss=make_negative_iwae_bound, **_VAE_FAMILY))
+
+def vae_variant(name, make_loss, options, build_model=build_vae, **fields) -> Variant:
+    """A VAE-family variant: Gaussian q(z|x), z ~ q drawn with the step's key."""
+    return Variant(name=name, make_loss=make_loss, options=options, build_model=build_model,
+                   likelihood=likelihood, init_inputs=lambda config, x, key: (x, key),
+                   probabilistic_encoder=True, generative=True, **fields)
+
+
+VARIANTS = (vae_variant("vae", make_negative_elbo, VAE_OPTIONS),
+            vae_variant("iwae", make_negative_iwae_bound, IWAE_OPTIONS))

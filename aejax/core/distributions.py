@@ -1,0 +1,109 @@
+"""Probability building blocks, written as in the source notes.
+
+Conventions (stated once, used everywhere): every log-density is summed over
+pixels (or latent dimensions) so that it is in nats per image; batch
+reductions are left to the caller.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+
+def reparameterize(key: jax.Array, mean: jax.Array, logvar: jax.Array) -> jax.Array:
+    """z = μ + σ·ε with ε ~ N(0, I): sampling moved off the gradient path."""
+    eps = jax.random.normal(key, mean.shape, mean.dtype)
+    return mean + jnp.exp(0.5 * logvar) * eps
+
+
+def kl_divergence(mean: jax.Array, logvar: jax.Array) -> jax.Array:
+    """KL(N(μ, σ²) ‖ N(0, 1)) per latent dimension: ½(μ² + σ² − log σ² − 1)."""
+    return 0.5 * (jnp.square(mean) + jnp.exp(logvar) - logvar - 1.0)
+
+
+def gaussian_log_prob(x: jax.Array, mean: jax.Array, logvar: jax.Array) -> jax.Array:
+    """log N(x; μ, σ²), elementwise."""
+    return -0.5 * (math.log(2 * math.pi) + logvar + jnp.square(x - mean) * jnp.exp(-logvar))
+
+
+def standard_normal_log_prob(z: jax.Array) -> jax.Array:
+    """log N(z; 0, I) summed over the last axis."""
+    return jnp.sum(-0.5 * (math.log(2 * math.pi) + jnp.square(z)), axis=-1)
+
+
+def diagonal_gaussian_log_prob(z: jax.Array, mean: jax.Array, logvar: jax.Array) -> jax.Array:
+    """log q(z | x) for a diagonal Gaussian, summed over the last axis."""
+    return jnp.sum(gaussian_log_prob(z, mean, logvar), axis=-1)
+
+
+def mmd_rbf(x: jax.Array, y: jax.Array, bandwidth: float) -> jax.Array:
+    """Unbiased estimate of MMD² between samples x [n, d] and y [m, d].
+
+    k(a, b) = exp(−‖a − b‖² / (2h²)); MMD² = E k(x, x') + E k(y, y') − 2 E k(x, y),
+    each same-sample mean taken over distinct pairs. Zero in expectation iff
+    the two distributions are equal (the RBF kernel is characteristic).
+    """
+    def kernel(a, b):
+        squared = jnp.sum(jnp.square(a[:, None, :] - b[None, :, :]), axis=-1)
+        return jnp.exp(-squared / (2.0 * bandwidth ** 2))
+
+    n, m = x.shape[0], y.shape[0]
+    within_x = (jnp.sum(kernel(x, x)) - n) / (n * (n - 1))   # k(a, a) = 1 on the diagonal
+    within_y = (jnp.sum(kernel(y, y)) - m) / (m * (m - 1))
+    return within_x + within_y - 2.0 * jnp.mean(kernel(x, y))
+
+
+def _sum_pixels(values: jax.Array) -> jax.Array:
+    return jnp.sum(values.reshape(values.shape[0], -1), axis=-1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Likelihood:
+    """p(x | z) given the decoder's raw output.
+
+    `log_prob(out, x)` is in nats per image; `mean(out)` is the image the decoder
+    predicts (what a figure shows); `sample(key, out)` draws x ~ p(x | z).
+    """
+    name: str
+    log_prob: Callable[[jax.Array, jax.Array], jax.Array]
+    mean: Callable[[jax.Array], jax.Array]
+    sample: Callable[[jax.Array, jax.Array], jax.Array]
+
+
+def _softplus(logits):
+    # log(1 + e^l) = max(l, 0) + log1p(e^−|l|): stable, and on CPU several times
+    # cheaper than jax.nn.softplus (logaddexp's extra selects), the step's largest
+    # elementwise cost.
+    return jnp.maximum(logits, 0.0) + jnp.log1p(jnp.exp(-jnp.abs(logits)))
+
+
+def _bernoulli_log_prob(logits, x):
+    # x·log σ(l) + (1−x)·log(1−σ(l)), written stably as x·l − softplus(l).
+    return _sum_pixels(x * logits - _softplus(logits))
+
+
+def _gaussian_fixed_log_prob(mean, x):
+    # Unit variance: −½‖x − μ‖² − (d/2)·log 2π.
+    return _sum_pixels(gaussian_log_prob(x, mean, jnp.zeros_like(mean)))
+
+
+def gaussian_likelihood(logvar: jax.Array | float) -> Likelihood:
+    """A Gaussian p(x | z) with a fixed or learned (scalar or per-pixel) log-variance."""
+    logvar = jnp.asarray(logvar)
+
+    def log_prob(mean, x):
+        return _sum_pixels(gaussian_log_prob(x, mean, jnp.broadcast_to(logvar, mean.shape)))
+
+    def sample(key, mean):
+        return mean + jnp.exp(0.5 * logvar) * jax.random.normal(key, mean.shape, mean.dtype)
+
+    return Likelihood("gaussian", log_prob, lambda mean: mean, sample)
+
+
+BERNOULLI = Likelihood(
+    "bernoulli", _bernoulli_log_prob, jax.nn.sigmoid,
+    lambda key, logits: jax.random.bernoulli(key, jax.nn.sigmoid(logits)).astype(logits.dtype))

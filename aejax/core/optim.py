@@ -1,0 +1,93 @@
+"""Optimisation: the optimiser and learning-rate schedule from the config, and the update rule.
+
+`gradient_update` (one gradient of a loss, one optimiser step) lives here, below
+both the objectives (an adversarial AE builds each of its phases from it) and
+the training loop (the default update of every variant).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import ml_collections
+import optax
+
+from aejax.core.options import Option, non_negative, number, one_of, positive
+
+OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
+    "adam": lambda lr, config: optax.adam(lr),
+    "adamw": lambda lr, config: optax.adamw(lr, weight_decay=config.weight_decay),
+    "sgd": lambda lr, config: optax.sgd(lr, momentum=config.get("momentum", 0.9) or None),
+    "rmsprop": lambda lr, config: optax.rmsprop(lr),
+}
+
+
+def _cosine(config, total_steps):
+    return optax.warmup_cosine_decay_schedule(
+        0.0, config.learning_rate, max(config.warmup_steps, 0), max(total_steps, 1))
+
+
+def _constant(config, total_steps):
+    del total_steps
+    if config.warmup_steps > 0:
+        return optax.linear_schedule(0.0, config.learning_rate, config.warmup_steps)
+    return config.learning_rate
+
+
+SCHEDULES = {"constant": _constant, "cosine": _cosine}
+
+OPTIONS = {
+    "optimizer": Option("adam", one_of(OPTIMIZERS), "optax optimiser"),
+    "learning_rate": Option(1e-3, positive, "peak learning rate"),
+    "lr_schedule": Option("constant", one_of(SCHEDULES), "constant | cosine (to 0 at the last step)"),
+    "warmup_steps": Option(0, non_negative, "linear warm-up from 0 over these steps"),
+    "grad_clip_norm": Option(0.0, non_negative, "clip the global gradient norm to this (0 = off)"),
+    "weight_decay": Option(0.0, non_negative, "decoupled weight decay (adamw only)"),
+    "momentum": Option(0.9, number, "momentum (sgd only; 0 = none)"),
+}
+
+
+def make_optimizer(config: ml_collections.ConfigDict, total_steps: int,
+                   learning_rate: float | None = None) -> optax.GradientTransformation:
+    """Optional gradient clipping, then the named optimiser on the schedule."""
+    if learning_rate is not None:
+        config = ml_collections.ConfigDict(dict(config.to_dict(), learning_rate=learning_rate))
+    schedule = SCHEDULES[config.lr_schedule](config, total_steps)
+    transforms = [OPTIMIZERS[config.optimizer](schedule, config)]
+    if config.grad_clip_norm > 0:
+        transforms.insert(0, optax.clip_by_global_norm(config.grad_clip_norm))
+    return optax.chain(*transforms)
+
+
+def per_module_optimizer(default: optax.GradientTransformation,
+                         by_module: dict[str, optax.GradientTransformation]) -> optax.GradientTransformation:
+    """`default` for every parameter, except those under a module named in `by_module`.
+
+    For variants with several players in one params tree (a VAE and its
+    discriminator): each gets its own optimiser state and hyper-parameters, while
+    the shared train step still applies one `optimizer.update` to one gradient.
+    A leaf belongs to the first `by_module` name found on its path.
+    """
+    if "default" in by_module:
+        raise ValueError("'default' is the label of the remaining parameters; name modules otherwise")
+
+    def label(path, _):
+        names = [getattr(entry, "key", None) for entry in path]
+        return next((name for name in names if name in by_module), "default")
+
+    return optax.multi_transform(
+        {"default": default, **by_module},
+        lambda params: jax.tree_util.tree_map_with_path(label, params))
+
+
+def gradient_update(loss_fn, optimizer: optax.GradientTransformation):
+    """update(params, opt_state, batch, key, step) -> (params, opt_state, metrics): one gradient of
+    `loss_fn`, one optimiser step. The default update of every variant."""
+
+    def update(params, opt_state, batch, key, step):
+        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+        (_, metrics), grads = grad_fn(params, batch, key, step)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, metrics
+
+    return update

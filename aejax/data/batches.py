@@ -1,0 +1,113 @@
+"""Batches: images scaled and binarised per step, the order of examples, and host-gathered chunks.
+
+Batch composition depends only on (data key, global step): `batch_indices`
+draws epoch e's order as permutation(fold_in(key, e)), so resuming from any
+step replays exactly the same batches, and every placement (device, host,
+stream) trains on the same ones. On the device the batches of a whole chunk of
+steps are gathered inside the jitted training call (`aejax.training.chunks`);
+`HostBatches` gathers the same indices on the host for the host and stream
+placements, each process reading only the part of each global batch its own
+devices hold, with grain threads reading the next chunks while the devices compute.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import grain
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from aejax.core import parallel
+from aejax.core.options import Option, one_of
+
+
+def _dynamic(key, x):
+    return jax.random.bernoulli(key, x).astype(x.dtype)
+
+
+# Per-step transforms of images already scaled to [0, 1]. "static" data is
+# binarised once at load (`aejax.data.splits.binarize_static`), so it needs nothing
+# here; "dynamic" resamples a binary image every step with the step's key.
+BINARIZATIONS: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
+    "none": lambda key, x: x,
+    "static": lambda key, x: x,
+    "dynamic": _dynamic,
+}
+
+OPTIONS = {
+    "binarize": Option("dynamic", one_of(BINARIZATIONS),
+                       "none | static (one fixed draw) | dynamic (resampled every step)"),
+}
+
+
+def to_unit_interval(images: jax.Array) -> jax.Array:
+    return images.astype(jnp.float32) / 255.0
+
+
+def preprocess(images: jax.Array, key: jax.Array, binarize: str) -> jax.Array:
+    """uint8 images → float32 in [0, 1], binarised per `binarize`."""
+    return BINARIZATIONS[binarize](key, to_unit_interval(images))
+
+
+def batch_indices(data_key: jax.Array, first_step: jax.Array, num_steps: int,
+                  num_examples: int, batch_size: int) -> jax.Array:
+    """Example indices [num_steps, batch_size] of global steps first_step + i.
+
+    Epoch e uses permutation(fold_in(data_key, e)); the last partial batch of an
+    epoch is dropped so every step sees a full batch. Jit-able: only the
+    permutations of the epochs the chunk spans are drawn.
+    """
+    steps_per_epoch = num_examples // batch_size
+    num_epochs_spanned = num_steps // steps_per_epoch + 2
+    first_epoch = first_step // steps_per_epoch
+    last_epoch = (first_step + num_steps - 1) // steps_per_epoch
+
+    def epoch_order(epoch):
+        # A permutation is a sort (costly on CPU): draw only those of epochs the chunk spans.
+        perm = jax.lax.cond(
+            epoch <= last_epoch,
+            lambda: jax.random.permutation(jax.random.fold_in(data_key, epoch), num_examples),
+            lambda: jnp.zeros(num_examples, jnp.int32))
+        return perm[:steps_per_epoch * batch_size].reshape(steps_per_epoch, batch_size)
+
+    orders = jax.lax.map(epoch_order, first_epoch + jnp.arange(num_epochs_spanned))
+    steps = first_step + jnp.arange(num_steps)
+    return orders[steps // steps_per_epoch - first_epoch, steps % steps_per_epoch]
+
+
+class HostBatches:
+    """Chunks of global batches gathered on the host, in a fixed schedule of steps.
+
+    `schedule` lists the (first_step, num_steps) of every chunk the loop will
+    run; `next(first_step)` returns that chunk's batches as global arrays
+    {"images": [num_steps, batch, ...], "labels": [num_steps, batch]} split
+    over the mesh's data axis.
+    """
+
+    def __init__(self, split, permutation_key, batch_size: int, mesh,
+                 schedule: Sequence[tuple[int, int]], prefetch: int = 2):
+        self._split, self._batch_size, self._mesh = split, batch_size, mesh
+        self._columns = parallel.process_batch_slice(mesh, batch_size)
+        cpu = jax.local_devices(backend="cpu")[0]
+        self._key = jax.device_put(permutation_key, cpu)
+        self._indices = jax.jit(batch_indices, static_argnums=(2, 3, 4))
+        chunks = grain.MapDataset.source(list(schedule)).map(self._read_chunk)
+        self._chunks = iter(chunks.to_iter_dataset(
+            grain.ReadOptions(num_threads=1, prefetch_buffer_size=prefetch)))
+
+    def _read_chunk(self, chunk: tuple[int, int]) -> dict[str, np.ndarray]:
+        first_step, num_steps = chunk
+        indices = np.asarray(self._indices(self._key, first_step, num_steps,
+                                           self._split.num_examples, self._batch_size))
+        indices = indices[:, self._columns]
+        images, labels = self._split.read(indices.reshape(-1))
+        return {"first_step": first_step,
+                "images": images.reshape(*indices.shape, *images.shape[1:]),
+                "labels": labels.reshape(indices.shape)}
+
+    def next(self, first_step: int) -> dict[str, jax.Array]:
+        chunk = next(self._chunks)
+        if chunk.pop("first_step") != first_step:
+            raise RuntimeError("the host batches are out of step with the training loop")
+        return parallel.global_batches(self._mesh, chunk, self._batch_size)

@@ -1,0 +1,239 @@
+"""Evaluate a trained run: reconstruction, likelihood, latent usage, clustering, probes.
+
+`evaluate_run(workdir)` restores the run (`aejax.training.restore.load`) and
+returns a report (what `python -m aejax.evaluate` writes to `eval.json`). Everything
+is driven by the variant's registry fields, never by its name:
+
+* every variant: reconstruction error of decode(code(x)) on the test split;
+  k-means / N2D clustering of the codes and a linear probe on them, with raw
+  pixels and PCA of the same dimension as baselines;
+* `probabilistic_encoder` (the VAE family): ELBO and the K-sample
+  importance-weighted log p(x) (aejax.evaluation.likelihood), KL per latent
+  dimension and active units (Burda et al. 2016);
+* a dataset with ground-truth factors (dSprites): the disentanglement metrics
+  (aejax.evaluation.factor_scores).
+
+Units: nats per image (log-densities summed over pixels and latent
+dimensions, averaged over test images); bits/dim = −log p(x) / (D ln 2).
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import time
+from typing import Any
+
+import numpy as np
+from absl import logging
+
+from aejax.core.batching import map_batches
+from aejax.data.catalog import dataset_info
+from aejax.evaluation import clustering, factor_scores
+from aejax.evaluation.inputs import DATA_CONVENTIONS, EvalData, codes_of, encode_all, evaluation_split, load_eval_data
+from aejax.evaluation.likelihood import likelihood_metrics
+from aejax.training.restore import load
+
+# name -> what it is, with its unit; the order is the order of the printed table.
+METRICS = {
+    "recon_mse_per_pixel": "MSE per pixel of decode(code(x)) vs x (the evaluation data)",
+    "recon_mse_per_pixel_grey": "MSE per pixel vs the grey-level image (comparable with PCA)",
+    "recon_bce_nats": "Bernoulli cross-entropy of decode(code(x)) vs x, nats/image",
+    "elbo": "ELBO (β = 1) with K samples of q, nats/image",
+    "log_px_iw": "log p(x), K-sample importance-weighted estimate, nats/image",
+    "iw_gap": "log p(x) estimate − ELBO, nats/image",
+    "bpd_elbo": "−ELBO in bits/dim",
+    "bpd_iw": "−log p(x) estimate in bits/dim",
+    "reconstruction_nll": "E_q[−log p(x|z)], nats/image (distortion)",
+    "kl": "KL(q(z|x) ‖ N(0,I)), nats/image (rate)",
+    "active_units": "latent dims with Cov_x(E_q[z_d|x]) > threshold",
+    "kmeans_codes_accuracy": "k-means on codes: accuracy (Hungarian)",
+    "kmeans_codes_nmi": "k-means on codes: NMI",
+    "kmeans_codes_ari": "k-means on codes: ARI",
+    "n2d_accuracy": "codes → UMAP → k-means (N2D): accuracy",
+    "n2d_nmi": "codes → UMAP → k-means (N2D): NMI",
+    "n2d_ari": "codes → UMAP → k-means (N2D): ARI",
+    "kmeans_pca_accuracy": "k-means on PCA(pixels), same dim: accuracy",
+    "kmeans_pca_nmi": "k-means on PCA(pixels), same dim: NMI",
+    "kmeans_pca_ari": "k-means on PCA(pixels), same dim: ARI",
+    "kmeans_pixels_accuracy": "k-means on raw pixels: accuracy",
+    "kmeans_pixels_nmi": "k-means on raw pixels: NMI",
+    "kmeans_pixels_ari": "k-means on raw pixels: ARI",
+    "probe_codes_accuracy": "logistic regression on frozen codes: test accuracy",
+    "probe_pca_accuracy": "logistic regression on PCA(pixels), same dim: test accuracy",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalOptions:
+    """What to compute, and how much of it; the defaults are the full evaluation."""
+    num_importance_samples: int = 1000
+    samples_per_chunk: int = 100       # memory ~ samples_per_chunk × batch_size decoder outputs
+    batch_size: int = 100
+    active_unit_threshold: float = 0.01
+    clustering: bool = True
+    n2d: bool = True
+    baselines: bool = True
+    probe: bool = True
+    max_examples: int = 0              # 0 = the whole split
+    seed: int = 0
+
+
+# ------------------------------------------------------------- metrics ----
+
+def reconstruction_metrics(trained, data: EvalData, codes: np.ndarray, batch_size: int) -> dict:
+    """Distortion of decode(code(x)): the same figure for every variant."""
+    recon = map_batches(lambda z, i: trained.decode(z), codes, batch_size)
+    p = np.clip(recon.astype(np.float64), 1e-6, 1 - 1e-6)
+    x = data.x.astype(np.float64)
+    bce = -np.sum((x * np.log(p) + (1 - x) * np.log1p(-p)).reshape(len(x), -1), axis=1)
+    metrics = {"recon_mse_per_pixel": float(np.mean(np.square(recon - data.x))),
+               "recon_bce_nats": float(np.mean(bce))}
+    if not np.array_equal(data.x, data.grey):
+        metrics["recon_mse_per_pixel_grey"] = float(np.mean(np.square(recon - data.grey)))
+    return metrics
+
+
+def clustering_metrics(codes: np.ndarray, test: EvalData, num_classes: int,
+                       pca_test: np.ndarray | None, options: EvalOptions, stage) -> dict:
+    """k-means on the codes (directly, and via UMAP: N2D), on PCA codes and on raw pixels."""
+    seed, metrics = options.seed, {}
+    runs = [("kmeans_codes", "k-means on codes", lambda: codes)]
+    if options.n2d:
+        runs.append(("n2d", "N2D: UMAP of the codes, then k-means",
+                     lambda: clustering.umap_codes(codes, dim=num_classes, seed=seed)))
+    if pca_test is not None:
+        runs.append(("kmeans_pca", f"k-means on PCA({pca_test.shape[1]}) of the pixels", lambda: pca_test))
+    if options.baselines:
+        runs.append(("kmeans_pixels", "k-means on raw pixels", lambda: test.grey))
+    for prefix, name, features in runs:
+        with stage(name):
+            scores = clustering.clustering_scores(features(), test.labels, num_classes, seed=seed)
+            metrics.update({f"{prefix}_{k}": v for k, v in scores.items()})
+    return metrics
+
+
+def probe_metrics(trained, train: EvalData, test: EvalData, codes: np.ndarray,
+                  pca: tuple[np.ndarray, np.ndarray] | None) -> dict:
+    """Logistic regression on frozen codes (and on PCA codes of the same dimension)."""
+    train_codes = codes_of(trained, encode_all(trained, train.x, 1000))
+    metrics = {"probe_codes_accuracy": clustering.linear_probe_accuracy(
+        train_codes, train.labels, codes, test.labels)}
+    if pca is not None:
+        metrics["probe_pca_accuracy"] = clustering.linear_probe_accuracy(
+            pca[0], train.labels, pca[1], test.labels)
+    return metrics
+
+
+# --------------------------------------------------------------- report ----
+
+@contextlib.contextmanager
+def _timed(seconds: dict, name: str):
+    logging.info("evaluate: %s ...", name)
+    start = time.perf_counter()
+    yield
+    seconds[name] = round(time.perf_counter() - start, 2)
+    logging.info("evaluate: %s done in %.1fs", name, seconds[name])
+
+
+def evaluate_run(workdir: str, step: int | None = None,
+                 options: EvalOptions = EvalOptions()) -> dict[str, Any]:
+    """The full report of the run in `workdir` at `step` (latest by default)."""
+    seconds: dict[str, float] = {}
+    stage = lambda name: _timed(seconds, name)  # noqa: E731
+    trained = load(workdir, step)
+    config, variant = trained.config, trained.variant
+    info = dataset_info(config.dataset)
+    split = evaluation_split(config)
+    needs_train = split != "train" and info.num_classes and options.clustering and \
+        (options.probe or options.baselines)
+    with stage("load data"):
+        test = load_eval_data(config, split, options.max_examples)
+        train = load_eval_data(config, "train") if needs_train else None
+    with stage("encode"):
+        encoded = encode_all(trained, test.x, options.batch_size)
+        codes = codes_of(trained, encoded)
+    metrics, per_dim = {}, {}
+    with stage("reconstruction"):
+        metrics.update(reconstruction_metrics(trained, test, codes, options.batch_size))
+    if variant.probabilistic_encoder and options.num_importance_samples > 0:
+        with stage(f"likelihood (K={options.num_importance_samples})"):
+            likelihood, per_dim = likelihood_metrics(
+                trained, test.x, encoded, num_samples=options.num_importance_samples,
+                samples_per_chunk=options.samples_per_chunk, batch_size=options.batch_size,
+                active_unit_threshold=options.active_unit_threshold, seed=options.seed)
+            metrics.update(likelihood)
+    # Cov_x of the point code: for the VAE family the active-units statistic Cov_x(E_q[z_d|x]).
+    per_dim["code_variance"] = np.var(codes.astype(np.float64), axis=0).tolist()
+    if options.clustering and info.num_classes:
+        pca = None
+        if options.baselines and train is not None:
+            with stage("PCA of the pixels (fit on train)"):
+                dim = min(codes.shape[1], test.grey[0].size)
+                both = clustering.pca_codes(train.grey, np.concatenate([train.grey, test.grey]), dim)
+                pca = (both[:len(train.grey)], both[len(train.grey):])
+        metrics.update(clustering_metrics(codes, test, info.num_classes,
+                                          None if pca is None else pca[1], options, stage))
+        if options.probe and train is not None:
+            with stage("linear probe"):
+                metrics.update(probe_metrics(trained, train, test, codes, pca))
+    if info.factor_sizes:  # ground-truth factors (dSprites): the disentanglement metrics
+        with stage("disentanglement metrics"):
+            metrics.update(factor_scores.disentanglement_metrics(trained, seed=int(config.seed)))
+    return {
+        "workdir": os.path.abspath(workdir), "step": trained.step, "model": config.model,
+        "dataset": config.dataset, "split": split, "num_examples": len(test.x),
+        "latent_dim": trained.latent_dim, "image_dims": int(np.prod(test.x.shape[1:])),
+        "binarize": config.binarize, "data_convention": DATA_CONVENTIONS[config.binarize],
+        "units": "nats per image (sum over pixels and latent dims, mean over test images)",
+        "options": dataclasses.asdict(options),
+        "metrics": {k: metrics[k] for k in [*METRICS, *sorted(set(metrics) - set(METRICS))]
+                    if k in metrics},
+        "per_dim": per_dim, "seconds": seconds,
+    }
+
+
+def write_report(workdir: str, report: dict) -> str:
+    path = os.path.join(workdir, "eval.json")
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(report, f, indent=2)
+    os.replace(tmp, path)  # never a half-written eval.json (a sweep treats it as 'finished')
+    return path
+
+
+def read_report(workdir: str) -> dict | None:
+    path = os.path.join(workdir, "eval.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def format_value(value: Any) -> str:
+    """Integers as they are; floats with 4 decimals below 10, else 2."""
+    if isinstance(value, (int, np.integer)) or not math.isfinite(value):
+        return str(value)
+    return f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
+
+
+def table_rows(report: dict) -> list[tuple[str, str, str]]:
+    """(metric, value, meaning) rows, in METRICS order."""
+    return [(name, format_value(value), METRICS.get(name, ""))
+            for name, value in report["metrics"].items()]
+
+
+def format_table(report: dict) -> str:
+    rows = table_rows(report)
+    header = (f"{report['model']} on {report['dataset']} ({report['split']} split, "
+              f"{report['num_examples']} images), step {report['step']}; K = "
+              f"{report['options']['num_importance_samples']}; data: binarize={report['binarize']}")
+    width = max(len(r[0]) for r in rows) if rows else 0
+    value_width = max(len(r[1]) for r in rows) if rows else 0
+    lines = [header, f"units: {report['units']}"]
+    lines += [f"  {name:<{width}}  {value:>{value_width}}  {meaning}" for name, value, meaning in rows]
+    for name, values in report["per_dim"].items():
+        lines.append(f"  per latent dim, {name}: " + " ".join(f"{v:.3g}" for v in values))
+    return "\n".join(lines)

@@ -1,0 +1,124 @@
+"""log p(x) of a latent-variable model by importance sampling (Burda et al. 2016).
+
+With K samples z_k ~ q(z | x) and weights
+
+    log w_k = log p(x | z_k) + log p(z_k) − log q(z_k | x),
+
+    log p(x) ≈ log (1/K) Σ_k w_k          (the IWAE bound; ↑ log p(x) as K → ∞)
+    ELBO     ≈ (1/K) Σ_k log w_k          (Jensen: never above the line before)
+
+Both are in nats per image (log-densities summed over pixels and latent
+dimensions). K may be thousands, so the samples are drawn in chunks and the
+logsumexp is accumulated chunk by chunk: memory is bounded by
+`samples_per_chunk × batch` decoder outputs, whatever K is. The prior is
+p(z) = N(0, I) and q(z | x) a diagonal Gaussian, as for every variant with
+`probabilistic_encoder`.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from aejax.core.batching import map_batches
+from aejax.core.distributions import diagonal_gaussian_log_prob, kl_divergence, standard_normal_log_prob
+from aejax.training.progress import Progress
+
+# (z [N, latent], x [N, ...]) -> log p(x | z) [N], nats per image.
+DecoderLogProb = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+def importance_weighted_log_likelihood(
+        key: jax.Array, x: jax.Array, mean: jax.Array, logvar: jax.Array,
+        decoder_log_prob: DecoderLogProb, num_samples: int,
+        samples_per_chunk: int = 100) -> dict[str, jax.Array]:
+    """Per-example estimates from `num_samples` draws of q(z | x) = N(mean, exp(logvar)).
+
+    Returns {"log_px": the K-sample importance-weighted estimate of log p(x),
+    "elbo": the mean log weight of the same samples (so log_px ≥ elbo for
+    every example), "reconstruction": the mean of −log p(x | z)}, each [B].
+    Chunk c uses fold_in(key, c), so the first samples are the same for every
+    K (a larger K only adds samples). Jit-able; `num_samples` and
+    `samples_per_chunk` are static.
+    """
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be ≥ 1, got {num_samples}")
+    chunk = min(samples_per_chunk, num_samples)
+    num_chunks = -(-num_samples // chunk)
+    batch = mean.shape[0]
+    x_tiled = jnp.broadcast_to(x[None], (chunk, *x.shape)).reshape(chunk * batch, *x.shape[1:])
+
+    def body(carry, c):
+        lse, sum_log_w, sum_log_px_z = carry
+        eps = jax.random.normal(jax.random.fold_in(key, c), (chunk, *mean.shape), mean.dtype)
+        z = mean + jnp.exp(0.5 * logvar) * eps                               # [S, B, latent]
+        log_px_z = decoder_log_prob(z.reshape(chunk * batch, -1), x_tiled).reshape(chunk, batch)
+        log_w = log_px_z + standard_normal_log_prob(z) - diagonal_gaussian_log_prob(z, mean, logvar)
+        valid = (c * chunk + jnp.arange(chunk) < num_samples)[:, None]        # the last chunk may overhang
+        lse = jnp.logaddexp(lse, jax.nn.logsumexp(jnp.where(valid, log_w, -jnp.inf), axis=0))
+        return (lse, sum_log_w + jnp.sum(jnp.where(valid, log_w, 0.0), axis=0),
+                sum_log_px_z + jnp.sum(jnp.where(valid, log_px_z, 0.0), axis=0)), None
+
+    init = (jnp.full((batch,), -jnp.inf, mean.dtype), jnp.zeros((batch,), mean.dtype),
+            jnp.zeros((batch,), mean.dtype))
+    (lse, sum_log_w, sum_log_px_z), _ = jax.lax.scan(body, init, jnp.arange(num_chunks))
+    return {"log_px": lse - math.log(num_samples),
+            "elbo": sum_log_w / num_samples,
+            "reconstruction": -sum_log_px_z / num_samples}
+
+
+def model_decoder_log_prob(model, variant, config, params: Any) -> DecoderLogProb:
+    """log p(x | z) of a registered variant: its decoder, then its likelihood."""
+    p_x = variant.likelihood(params, config)
+
+    def log_prob(z, x):
+        return p_x.log_prob(model.apply(params, z, method="decode"), x)
+
+    return log_prob
+
+
+def bits_per_dim(log_prob_nats: float, num_dims: int) -> float:
+    """−log p(x) in bits per pixel: the scale-free unit of density papers."""
+    return -log_prob_nats / (num_dims * math.log(2.0))
+
+
+def active_units(posterior_means: np.ndarray, threshold: float) -> tuple[int, np.ndarray]:
+    """Burda et al. (2016): dimension d is active if Cov_x(E_q[z_d | x]) > threshold."""
+    variance = np.var(np.asarray(posterior_means, np.float64), axis=0)
+    return int(np.sum(variance > threshold)), variance
+
+
+def likelihood_metrics(trained, x: np.ndarray, encoded, *, num_samples: int, samples_per_chunk: int,
+                       batch_size: int, active_unit_threshold: float, seed: int) -> tuple[dict, dict]:
+    """ELBO, importance-weighted log p(x), KL (total and per dim) for a Gaussian q(z | x), on images `x`."""
+    model, variant, config = trained.model, trained.variant, trained.config
+    chunk = samples_per_chunk
+
+    @jax.jit
+    def estimate(params, x, key):
+        mean, logvar = model.apply(params, x, method="encode")
+        log_prob = model_decoder_log_prob(model, variant, config, params)
+        return importance_weighted_log_likelihood(key, x, mean, logvar, log_prob, num_samples, chunk)
+
+    key = jax.random.PRNGKey(seed)
+    num_batches = -(-len(x) // batch_size)
+    progress = Progress(num_batches, 0, batch_size, unit="batch",
+                        description=f"log p(x) with K={num_samples}")
+    progress.start(0)
+    per_example = map_batches(
+        lambda batch, i: estimate(trained.params, jnp.asarray(batch), jax.random.fold_in(key, i)),
+        x, batch_size, progress)
+    progress.close()
+    mean, logvar = encoded
+    kl_per_dim = np.mean(np.asarray(kl_divergence(jnp.asarray(mean), jnp.asarray(logvar))), axis=0)
+    num_dims = int(np.prod(x.shape[1:]))
+    elbo, log_px = float(np.mean(per_example["elbo"])), float(np.mean(per_example["log_px"]))
+    count, _ = active_units(mean, active_unit_threshold)
+    metrics = {"elbo": elbo, "log_px_iw": log_px, "iw_gap": log_px - elbo,
+               "bpd_elbo": bits_per_dim(elbo, num_dims), "bpd_iw": bits_per_dim(log_px, num_dims),
+               "reconstruction_nll": float(np.mean(per_example["reconstruction"])),
+               "kl": float(np.sum(kl_per_dim)), "active_units": count}
+    return metrics, {"kl": kl_per_dim.tolist()}

@@ -1,0 +1,65 @@
+"""Image grids as PNG files (Pillow; no plotting library needed), and the grids of a trained model.
+
+The model arguments (`trained`) are anything with `reconstruct(x)` and
+`sample(key, n)` (`aejax.training.restore.TrainedModel`): figures are drawn
+from arrays and those two calls, and import nothing of training.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+
+def image_grid(images: np.ndarray, num_cols: int, pad: int = 1) -> np.ndarray:
+    """Tile images [N, H, W, C] with values in [0, 1] into one uint8 [H', W', 3] grid."""
+    images = np.clip(np.asarray(images, np.float32), 0.0, 1.0)
+    if images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    n, h, w, c = images.shape
+    num_rows = -(-n // num_cols)
+    grid = np.ones((num_rows * (h + pad) + pad, num_cols * (w + pad) + pad, c), np.float32)
+    for i, image in enumerate(images):
+        r, col = divmod(i, num_cols)
+        grid[pad + r * (h + pad):pad + r * (h + pad) + h,
+             pad + col * (w + pad):pad + col * (w + pad) + w] = image
+    return (grid * 255).round().astype(np.uint8)
+
+
+def interleave_rows(top: np.ndarray, bottom: np.ndarray, num_cols: int) -> np.ndarray:
+    """Rows of `top` each followed by the matching row of `bottom` (input / output pairs)."""
+    n = (len(top) // num_cols) * num_cols
+    rows = []
+    for start in range(0, n, num_cols):
+        rows += [top[start:start + num_cols], bottom[start:start + num_cols]]
+    return np.concatenate(rows)
+
+
+def save_png(path: str, grid: np.ndarray, upscale: int = 2) -> str:
+    from PIL import Image
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    image = Image.fromarray(grid)
+    if upscale > 1:
+        image = image.resize((grid.shape[1] * upscale, grid.shape[0] * upscale), Image.NEAREST)
+    image.save(path)
+    return path
+
+
+def reconstruction_grid(trained, images: np.ndarray, num_cols: int) -> np.ndarray:
+    """Rows of inputs, each followed by the row of their reconstructions."""
+    recon = np.asarray(trained.reconstruct(images))
+    return image_grid(interleave_rows(images, recon, num_cols), num_cols)
+
+
+def sample_grid(trained, key, num: int, num_cols: int) -> np.ndarray:
+    return image_grid(np.asarray(trained.sample(key, num)), num_cols)
+
+
+def denoising_grid(trained, corrupt, key, images: np.ndarray, num_cols: int) -> np.ndarray:
+    """Rows of clean inputs, their corrupted versions, and the reconstructions of those."""
+    noisy = np.asarray(corrupt(key, images))
+    recon = np.asarray(trained.reconstruct(noisy))
+    rows = []
+    for start in range(0, len(images) - num_cols + 1, num_cols):
+        rows += [images[start:start + num_cols], noisy[start:start + num_cols], recon[start:start + num_cols]]
+    return image_grid(np.concatenate(rows), num_cols)

@@ -1,0 +1,181 @@
+"""What the bench sections share: their options, a variant ready to step, timing, the matmul bound."""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import statistics
+import time
+from typing import Any, Callable
+
+SECTIONS = ("vae", "loop", "torch", "matmul", "profile", "models", "batch")
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchOptions:
+    """What to run and how much of it (the flags of `python -m aejax.bench`)."""
+    sections: tuple[str, ...] = SECTIONS
+    epochs: int = 3
+    models: tuple[str, ...] = ("contractive:jacobian_method=jacfwd", "contractive:jacobian_method=jacrev",
+                               "contractive:jacobian_method=closed_form", "aae")
+    batch_sizes: tuple[int, ...] = (32, 64, 128, 256, 512, 1024)
+    dtype: str = "float32"
+    steps: int = 100
+    examples: int = 12_800
+    repeats: int = 3
+    torch_threads: int = 0
+    dataset: str = "fashion_mnist"
+    clock: str = "wall"
+
+    def now(self) -> float:
+        """The clock throughput is timed with: wall time, or this process's CPU time."""
+        return time.process_time() if self.clock == "process" else time.perf_counter()
+
+    @property
+    def matmul_dtype(self):
+        import jax.numpy as jnp
+        return jnp.bfloat16 if self.dtype in ("bf16", "bfloat16") else jnp.float32
+
+
+@dataclasses.dataclass
+class Setup:
+    """A variant ready to step: config, model, optimiser, initial state, train step."""
+    config: Any
+    variant: Any
+    model: Any
+    optimizer: Any
+    train_step: Callable
+    init: Callable[[], Any]   # a fresh initial state (chunks donate theirs)
+
+
+def make_setup(config, train_split, optimizer=None) -> Setup:
+    import jax
+    from aejax import objectives
+    from aejax.training.config import prepare_config, validate
+    from aejax.training.state import create_train_state, variant_optimizer
+    from aejax.training.step import make_train_step, make_update
+    config = prepare_config(validate(config), train_split)
+    variant = objectives.get(config.model)
+    model = variant.build_model(config, config.image_shape)
+    optimizer = optimizer or variant_optimizer(variant, config, config.num_train_steps)
+    train_step = make_train_step(make_update(variant, model, config, optimizer, config.num_train_steps))
+    init = lambda: create_train_state(config, variant, model, optimizer,  # noqa: E731
+                                      jax.random.PRNGKey(config.seed))
+    return Setup(config, variant, model, optimizer, train_step, init)
+
+
+def base_config(options: BenchOptions, model: str = "vae", **overrides):
+    """experiments/<model>.py if it exists (else experiments/base.py with `model`), plus overrides."""
+    from experiments import base
+    name = f"experiments.{model}"
+    module = importlib.import_module(name) if importlib.util.find_spec(name) else None
+    config = module.get_config() if module else base.get_config(model=model)
+    config.model = model
+    config.dataset = options.dataset
+    config.dtype = {"bf16": "bfloat16"}.get(options.dtype, options.dtype)
+    for key, value in overrides.items():
+        if key not in config:
+            raise KeyError(f"config has no key {key!r}")
+        old = config[key]
+        if isinstance(value, str) and isinstance(old, bool):
+            value = value.lower() in ("1", "true", "yes")
+        elif isinstance(value, str) and isinstance(old, (int, float)):
+            value = type(old)(value)
+        config[key] = value
+    return config
+
+
+def block(tree):
+    import jax
+    return jax.block_until_ready(tree)
+
+
+def timed(fn: Callable[[], Any], clock: Callable[[], float]) -> float:
+    start = clock()
+    block(fn())
+    return clock() - start
+
+
+def median_seconds(fn: Callable[[], Any], repeats: int, clock: Callable[[], float]) -> float:
+    """Median time of `fn` by `clock` over `repeats` calls, after one untimed warm-up call."""
+    block(fn())
+    return statistics.median(timed(fn, clock) for _ in range(repeats))
+
+
+def chunk_runner(setup: Setup, data, num_steps: int):
+    """A callable running `num_steps` trainer steps per call (state carried across calls)."""
+    from aejax.training.chunks import make_train_chunk
+    chunk = make_train_chunk(setup.train_step, setup.config, data.num_examples)
+    holder = {"state": setup.init()}
+
+    def run():
+        holder["state"], metrics = chunk(holder["state"], data.images, data.labels, num_steps)
+        return metrics
+
+    return run
+
+
+def kernels_of(params) -> list[tuple[int, int]]:
+    """(in, out) of every Dense kernel in a params tree."""
+    import jax
+    return [tuple(leaf.shape) for path, leaf in jax.tree_util.tree_leaves_with_path(params)
+            if jax.tree_util.keystr(path).endswith("['kernel']") and leaf.ndim == 2]
+
+
+def step_matmuls(kernels, batch_size: int, data_dim: int) -> list[tuple[int, int, int]]:
+    """(m, k, n) of every matmul of one training step of an MLP with these kernels.
+
+    Forward x[B, in] @ W[in, out]; backward the weight gradient x^T @ g for
+    every layer and the input gradient g @ W^T for layers whose input is not
+    the data (whose gradient nobody needs).
+    """
+    matmuls = []
+    for fan_in, fan_out in kernels:
+        matmuls += [(batch_size, fan_in, fan_out), (fan_in, batch_size, fan_out)]
+        if fan_in != data_dim:
+            matmuls.append((batch_size, fan_out, fan_in))
+    return matmuls
+
+
+def matmul_bound_seconds(matmuls, dtype, repeats: int, clock: Callable[[], float], iterations: int = 50) -> float:
+    """Seconds per step of only these matmuls under XLA (a loop of `iterations` steps).
+
+    Each iteration perturbs one operand of each matmul by a scalar carried
+    from the previous iteration's results, so XLA can neither hoist nor drop
+    any matmul; the extra elementwise work is at most ~1/(2·min dim) of it.
+    """
+    import jax
+    import jax.numpy as jnp
+    keys = jax.random.split(jax.random.PRNGKey(0), 2 * len(matmuls))
+    operands = [(jax.random.normal(keys[2 * i], (m, k), dtype), jax.random.normal(keys[2 * i + 1], (k, n), dtype))
+                for i, (m, k, n) in enumerate(matmuls)]
+
+    @jax.jit
+    def loop(operands):
+        def body(_, s):
+            total = s
+            for a, b in operands:
+                if a.size <= b.size:
+                    a = a + s.astype(a.dtype)
+                else:
+                    b = b + s.astype(b.dtype)
+                total = total + jnp.sum(jnp.dot(a, b, preferred_element_type=jnp.float32)) * 1e-30
+            return total
+        return jax.lax.fori_loop(0, iterations, body, jnp.zeros((), jnp.float32))
+
+    return median_seconds(lambda: loop(operands), repeats, clock) / iterations
+
+
+def flops(matmuls) -> int:
+    return sum(2 * m * k * n for m, k, n in matmuls)
+
+
+def canonical_matmuls(setup: Setup, batch_size: int):
+    import numpy as np
+    params = jax_eval_params(setup)
+    return step_matmuls(kernels_of(params), batch_size, int(np.prod(setup.config.image_shape)))
+
+
+def jax_eval_params(setup: Setup):
+    import jax
+    return jax.eval_shape(setup.init).params

@@ -1,0 +1,184 @@
+"""The bench's sections: each times one thing and returns its figures (see aejax/studies/bench/__init__.py)."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+
+from aejax.studies.bench.harness import (BenchOptions, base_config, block, canonical_matmuls, chunk_runner, flops,
+                                         make_setup, matmul_bound_seconds, median_seconds)
+
+
+def section_vae(ctx, options: BenchOptions) -> dict:
+    """The trainer's compiled chunk, one epoch per call."""
+    from aejax.training.chunks import make_train_chunk
+    from aejax.training.step import make_evaluate
+    start = time.perf_counter()
+    setup = make_setup(base_config(options, "vae"), ctx["train"])
+    chunk = make_train_chunk(setup.train_step, setup.config, ctx["train"].num_examples)
+    data = ctx["train_device"]
+    state, _ = chunk(setup.init(), data.images, data.labels, 1)
+    block(state)
+    first_step = time.perf_counter() - start + ctx["data_seconds"]
+    steps = ctx["steps_per_epoch"]
+    state, rates = setup.init(), []
+    for _ in range(options.epochs):
+        epoch_start = options.now()
+        state, metrics = chunk(state, data.images, data.labels, steps)
+        block(metrics)
+        rates.append(steps * setup.config.batch_size / (options.now() - epoch_start))
+    evaluate = make_evaluate(setup.variant.make_loss(setup.model, setup.config), setup.config)
+    elbo = float(evaluate(state.params, ctx["test_device"], state.rng, state.step)["elbo"])
+    ctx["setup"] = setup
+    return {"examples_per_sec": rates, "first_step_seconds": first_step, "test_negative_elbo": -elbo}
+
+
+def section_loop(ctx, options: BenchOptions) -> dict:
+    """One jitted step per batch, batches indexed on the host (numpy) every step."""
+    import jax
+    import numpy as np
+    from aejax.training.step import make_batch_step
+    setup = make_setup(base_config(options, "vae"), ctx["train"])
+    step = jax.jit(make_batch_step(setup.train_step, setup.config), donate_argnums=0)
+    images, labels = ctx["train"].images, ctx["train"].labels
+    batch_size, steps = setup.config.batch_size, ctx["steps_per_epoch"]
+    rng = np.random.default_rng(0)
+    state, rates = setup.init(), []
+    for _ in range(options.epochs):
+        order = rng.permutation(len(images))
+        epoch_start = options.now()
+        for i in range(steps):
+            batch = order[i * batch_size:(i + 1) * batch_size]
+            state, metrics = step(state, images[batch], labels[batch])
+        block(metrics)
+        rates.append(steps * batch_size / (options.now() - epoch_start))
+    return {"examples_per_sec": rates}
+
+
+def section_torch(ctx, options: BenchOptions) -> dict:
+    if importlib.util.find_spec("torch") is None:
+        return {"skipped": "torch is not installed (pip install '.[bench]' or torch==2.13.0, CPU build)"}
+    from aejax.studies.bench import torch_vae
+    config = base_config(options, "vae")
+    result = torch_vae.run(
+        ctx["train"].images, ctx["test"].images, epochs=options.epochs, batch_size=config.batch_size,
+        learning_rate=config.learning_rate, hidden=config.hidden_dims[0], latent=config.latent_dim,
+        threads=options.torch_threads or os.cpu_count(), clock=options.now)
+    result["first_step_seconds"] += ctx["data_seconds"]
+    return result
+
+
+def section_matmul(ctx, options: BenchOptions) -> dict:
+    setup = ctx.get("setup") or make_setup(base_config(options, "vae"), ctx["train"])
+    matmuls = canonical_matmuls(setup, setup.config.batch_size)
+    seconds = matmul_bound_seconds(matmuls, options.matmul_dtype, options.repeats, options.now)
+    return {"seconds_per_step": seconds, "flops_per_step": flops(matmuls),
+            "examples_per_sec": setup.config.batch_size / seconds, "num_matmuls": len(matmuls)}
+
+
+def _profile_variants(ctx, options: BenchOptions):
+    """name → (setup, runner) of the step with one part removed at a time."""
+    import optax
+    from aejax.data import batches
+    from aejax.training.chunks import make_batches_chunk
+    from aejax.training.step import permutation_key
+    data, steps = ctx["train_device"], options.steps
+    full = make_setup(base_config(options, "vae"), ctx["train"])
+    variants = {"full trainer step": full,
+                "no binarisation noise": make_setup(base_config(options, "vae", binarize="none"), ctx["train"]),
+                "Adam → SGD": make_setup(base_config(options, "vae"), ctx["train"], optax.sgd(1e-3))}
+    runners = {name: chunk_runner(setup, data, steps) for name, setup in variants.items()}
+    # No gather: the same steps on batches gathered beforehand (the host placements' chunk).
+    batches_chunk = make_batches_chunk(full.train_step, full.config)
+    indices = batches.batch_indices(
+        permutation_key(full.init().rng), 0, steps, data.num_examples, full.config.batch_size)
+    images, labels = data.images[indices], data.labels[indices]
+    holder = {"state": full.init()}
+
+    def pre_gathered():
+        holder["state"], metrics = batches_chunk(holder["state"], images, labels)
+        return metrics
+
+    runners["batches gathered beforehand (no permutation, no gather)"] = pre_gathered
+    return runners
+
+
+def section_profile(ctx, options: BenchOptions) -> dict:
+    steps, repeats = options.steps, options.repeats
+    batch_size = base_config(options, "vae").batch_size
+    return {name: steps * batch_size / median_seconds(run, repeats, options.now)
+            for name, run in _profile_variants(ctx, options).items()}
+
+
+def _parse_model(spec: str) -> tuple[str, dict[str, str]]:
+    name, *pairs = spec.split(":")
+    return name, dict(pair.split("=", 1) for pair in pairs)
+
+
+def section_models(ctx, options: BenchOptions) -> dict:
+    """Each variant's step, and the plain 'ae' step on the same config (same shapes) beside it."""
+    from aejax import objectives
+    steps, repeats, rows = options.steps, options.repeats, {}
+    registered = objectives.names()
+
+    def rate(config):
+        setup = make_setup(config, ctx["train"])
+        return steps * setup.config.batch_size / median_seconds(
+            chunk_runner(setup, ctx["train_device"], steps), repeats, options.now)
+
+    for spec in ["ae", *[m for m in options.models if m != "ae"]]:
+        name, overrides = _parse_model(spec)
+        if name not in registered:
+            rows[spec] = {"skipped": f"not registered (registered: {', '.join(registered)})"}
+            continue
+        try:
+            config = base_config(options, name, **overrides)
+        except KeyError as error:
+            rows[spec] = {"skipped": str(error)}
+            continue
+        plain = base_config(options, name, **overrides)
+        plain.model = "ae"
+        rows[spec] = {"examples_per_sec": rate(config), "plain_ae_examples_per_sec": rate(plain)}
+    return rows
+
+
+def section_batch(ctx, options: BenchOptions) -> dict:
+    rows = {}
+    for batch_size in options.batch_sizes:
+        setup = make_setup(base_config(options, "vae", batch_size=batch_size), ctx["train"])
+        steps = max(1, options.examples // batch_size)
+        seconds = median_seconds(chunk_runner(setup, ctx["train_device"], steps), options.repeats, options.now)
+        bound = matmul_bound_seconds(canonical_matmuls(setup, batch_size), options.matmul_dtype, options.repeats,
+                                     options.now)
+        rate = steps * batch_size / seconds
+        rows[batch_size] = {"examples_per_sec": rate, "fraction_of_matmul_bound": rate * bound / batch_size}
+    return rows
+
+
+SECTION_FNS = {"vae": section_vae, "loop": section_loop, "torch": section_torch,
+               "matmul": section_matmul, "profile": section_profile, "models": section_models,
+               "batch": section_batch}
+
+
+def load_data(options: BenchOptions) -> dict:
+    """The shared context of the sections: the dataset's splits on the host and on the device."""
+    from aejax.data import placement, splits
+    start = time.perf_counter()
+    config = base_config(options, "vae")
+    train_split, test_split = splits.load(config, "train"), splits.load(config, "test")
+    return {"train": train_split, "test": test_split,
+            "train_device": placement.put_on_device(train_split),
+            "test_device": placement.put_on_device(test_split),
+            "steps_per_epoch": train_split.num_examples // config.batch_size,
+            "data_seconds": time.perf_counter() - start}
+
+
+def run(options: BenchOptions, say=print) -> dict:
+    """Every chosen section in SECTIONS order; `say` hears each section's time."""
+    ctx, results = load_data(options), {}
+    for name, section in SECTION_FNS.items():
+        if name in options.sections:
+            start = time.perf_counter()
+            results[name] = section(ctx, options)
+            say(f"  [{name}: {time.perf_counter() - start:.0f}s]")
+    return results

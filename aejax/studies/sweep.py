@@ -1,0 +1,310 @@
+"""Sweeps: the cartesian product of config overrides, one workdir per point.
+
+    python -m aejax.sweep run   CONFIG RUNS_DIR key=v1,v2 ... [--parallel N] [-- FLAGS]
+    python -m aejax.sweep plan  CONFIG RUNS_DIR key=v1,v2 ... [-- FLAGS]
+    python -m aejax.sweep point INDEX CONFIG RUNS_DIR key=v1,v2 ... [-- FLAGS]
+
+`launch.sh` is the usual entry point. A point is `python -m aejax.main` then
+`python -m aejax.evaluate` in RUNS_DIR/<key=value__key=value>, with their
+output in train.log / evaluate.log there. FLAGS after `--`: `--config.*`
+go to training (every point), anything else to aejax.evaluate.
+
+`run` runs the points on this machine, `--parallel` at once; `plan` lists the
+points and their status; `point` runs one point by its index (what an array
+job of a cluster scheduler calls). A point is finished, and skipped, when its
+eval.json is newer than its last checkpoint, covers the run's final step, and
+was made by the same commands (sweep_point.json); an interrupted point
+resumes from its checkpoint.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import dataclasses
+import itertools
+import json
+import os
+import queue
+import re
+import subprocess
+import sys
+import threading
+import time
+
+from aejax.training.progress import format_seconds
+
+POINT_FILE = "sweep_point.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    """One combination of override values and where it runs."""
+    index: int
+    overrides: dict[str, str]
+    workdir: str
+    train_command: tuple[str, ...]
+    eval_command: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.workdir)
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    config: str
+    runs_dir: str
+    grid: tuple[tuple[str, tuple[str, ...]], ...]
+    train_flags: tuple[str, ...] = ()
+    eval_flags: tuple[str, ...] = ()
+    python: str = sys.executable
+
+
+# ------------------------------------------------------------------ grid ----
+
+def split_values(text: str) -> list[str]:
+    """'0.5,1,(400,200)' → ['0.5', '1', '(400,200)']: commas inside brackets stay."""
+    values, depth, current = [], 0, ""
+    for char in text:
+        depth += char in "([{"
+        depth -= char in ")]}"
+        if char == "," and depth == 0:
+            values.append(current)
+            current = ""
+        else:
+            current += char
+    values.append(current)
+    if any(not v for v in values):
+        raise ValueError(f"empty value in {text!r}")
+    return values
+
+
+def parse_grid(specs: list[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """['beta=1,2', 'seed=0,1'] → (('beta', ('1', '2')), ('seed', ('0', '1')))."""
+    grid = []
+    for spec in specs:
+        key, sep, values = spec.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][\w.]*", key):
+            raise ValueError(f"a sweep axis is key=v1,v2,...; got {spec!r}")
+        if key in dict(grid):
+            raise ValueError(f"sweep axis {key!r} is given twice")
+        grid.append((key, tuple(split_values(values))))
+    return tuple(grid)
+
+
+def point_name(overrides: dict[str, str]) -> str:
+    """A readable directory name: beta=0.5__seed=1 (characters unsafe in paths become '-')."""
+    safe = {k: re.sub(r"[^\w.,=+()-]", "-", v) for k, v in overrides.items()}
+    return "__".join(f"{k}={v}" for k, v in safe.items()) or "default"
+
+
+def points(sweep: Sweep) -> list[Point]:
+    """Every point of the grid, the first axis varying slowest."""
+    keys = [k for k, _ in sweep.grid]
+    result = []
+    for index, values in enumerate(itertools.product(*(v for _, v in sweep.grid))):
+        overrides = dict(zip(keys, values))
+        workdir = os.path.join(sweep.runs_dir, point_name(overrides))
+        train = (sweep.python, "-m", "aejax.main", f"--config={sweep.config}", f"--workdir={workdir}",
+                 *(f"--config.{k}={v}" for k, v in overrides.items()), *sweep.train_flags)
+        evaluate = (sweep.python, "-m", "aejax.evaluate", f"--workdir={workdir}", *sweep.eval_flags)
+        result.append(Point(index, overrides, workdir, train, evaluate))
+    return result
+
+
+# ---------------------------------------------------------------- status ----
+
+def _latest_checkpoint_mtime(workdir: str) -> float | None:
+    directory = os.path.join(workdir, "checkpoints")
+    if not os.path.isdir(directory):
+        return None
+    steps = [d for d in os.listdir(directory) if d.isdigit()]
+    if not steps:
+        return None
+    return os.path.getmtime(os.path.join(directory, max(steps, key=int)))
+
+
+def _commands_of(point: Point) -> dict:
+    """What decides a point's result: its flags, not the interpreter or how RUNS_DIR is spelled."""
+    def flags(command):
+        return [arg for arg in command[1:] if not arg.startswith("--workdir=")]
+    return {"train": flags(point.train_command), "evaluate": flags(point.eval_command)}
+
+
+def status(point: Point) -> str:
+    """'finished', 'partial' (something to resume or redo) or 'new'."""
+    eval_path = os.path.join(point.workdir, "eval.json")
+    checkpoint_time = _latest_checkpoint_mtime(point.workdir)
+    if checkpoint_time is None:
+        return "new"
+    try:
+        with open(eval_path) as f:
+            report = json.load(f)
+        with open(os.path.join(point.workdir, "config.json")) as f:
+            final_step = json.load(f)["num_train_steps"]
+        with open(os.path.join(point.workdir, POINT_FILE)) as f:
+            recorded = json.load(f)["commands"]
+    except (OSError, ValueError, KeyError):
+        return "partial"
+    finished = (os.path.getmtime(eval_path) > checkpoint_time and report.get("step") == final_step
+                and recorded == _commands_of(point))
+    return "finished" if finished else "partial"
+
+
+# ------------------------------------------------------------------- run ----
+
+def _run_logged(command: tuple[str, ...], log_path: str, env: dict, cpus: frozenset[int] | None = None) -> int:
+    """Run `command` with its output appended to `log_path`, pinned to `cpus` if given."""
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+    with open(log_path, "a") as log:
+        where = f"  [cpus {','.join(map(str, sorted(cpus)))}]" if cpus else ""
+        log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')}  {' '.join(command)}{where}\n")
+        log.flush()
+        return subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                               preexec_fn=pin).returncode
+
+
+def _tail(path: str, lines: int = 5) -> str:
+    with open(path) as f:
+        return "".join(f.readlines()[-lines:])
+
+
+def run_point(point: Point, env: dict | None = None, say=print, cpus: frozenset[int] | None = None) -> str:
+    """Train then evaluate one point (skipped if finished): 'skipped', 'done' or 'failed'."""
+    if status(point) == "finished":
+        say(f"[{point.index}] {point.name}: finished before, skipped")
+        return "skipped"
+    os.makedirs(point.workdir, exist_ok=True)
+    with open(os.path.join(point.workdir, POINT_FILE), "w") as f:
+        json.dump({"overrides": point.overrides, "commands": _commands_of(point)}, f, indent=2)
+    env = dict(os.environ if env is None else env)
+    start = time.perf_counter()
+    for stage, command in (("train", point.train_command), ("evaluate", point.eval_command)):
+        say(f"[{point.index}] {point.name}: {stage} (log: {point.workdir}/{stage}.log)")
+        log_path = os.path.join(point.workdir, f"{stage}.log")
+        code = _run_logged(command, log_path, env, cpus)
+        if code != 0:
+            say(f"[{point.index}] {point.name}: {stage} FAILED (exit {code}); last lines of {log_path}:\n"
+                + _tail(log_path))
+            return "failed"
+    say(f"[{point.index}] {point.name}: done in {format_seconds(time.perf_counter() - start)}")
+    return "done"
+
+
+def child_env(parallel: int) -> dict:
+    """Share the cores: BLAS/OpenMP threads per job = cores // parallel (unless set already)."""
+    env = dict(os.environ)
+    threads = str(max(1, (os.cpu_count() or 1) // parallel))
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(name, threads)
+    return env
+
+
+def core_slots(parallel: int) -> list[frozenset[int]] | None:
+    """Disjoint sets of this process's cores, one per concurrent job (None: no pinning).
+
+    XLA:CPU sizes its thread pool to every core it can see, so `parallel` unpinned
+    jobs oversubscribe the machine; pinned, each job's pool fits its own cores.
+    """
+    if parallel < 2 or not hasattr(os, "sched_getaffinity"):
+        return None
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < parallel:
+        return None
+    per_job = len(cores) // parallel
+    return [frozenset(cores[i * per_job:(i + 1) * per_job]) for i in range(parallel)]
+
+
+def run(sweep: Sweep, parallel: int) -> int:
+    """Every point, `parallel` at once; the exit status is 1 if any point failed."""
+    todo = points(sweep)
+    lock = threading.Lock()
+
+    def say(message: str) -> None:
+        with lock:
+            print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
+
+    say(f"sweep of {len(todo)} points in {sweep.runs_dir}, {parallel} at once")
+    env = child_env(parallel)
+    start = time.perf_counter()
+    slots = core_slots(parallel)
+    free = queue.Queue()
+    for slot in slots or [None] * parallel:
+        free.put(slot)
+
+    def run_on_free_cores(point: Point) -> str:
+        cpus = free.get()
+        try:
+            return run_point(point, env, say, cpus)
+        finally:
+            free.put(cpus)
+
+    if slots:
+        say("each job pinned to its own cores: " + "; ".join(",".join(map(str, sorted(s))) for s in slots))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=parallel) as pool:
+        results = list(pool.map(run_on_free_cores, todo))
+    counts = {r: results.count(r) for r in ("done", "skipped", "failed")}
+    say(f"sweep finished in {format_seconds(time.perf_counter() - start)}: "
+        + ", ".join(f"{n} {r}" for r, n in counts.items()))
+    if counts["failed"]:
+        failed = [p.name for p, r in zip(todo, results) if r == "failed"]
+        say(f"failed points (rerun the same command to retry them): {', '.join(failed)}")
+    return 1 if counts["failed"] else 0
+
+
+# ------------------------------------------------------------------- cli ----
+
+def default_parallel() -> int:
+    """One job per core."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, Sweep]:
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, extra = argv[:cut], argv[cut + 1:]
+    else:
+        extra = []
+    parser = argparse.ArgumentParser(prog="python -m aejax.sweep", description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=("run", "plan", "point"))
+    parser.add_argument("args", nargs="+", help="[INDEX] CONFIG RUNS_DIR key=v1,v2 ...")
+    parser.add_argument("--parallel", type=int, default=default_parallel(),
+                        help="points at once (default: one per core)")
+    parser.add_argument("--python", default=sys.executable, help="interpreter for the points")
+    args = parser.parse_intermixed_args(argv)
+    positional = list(args.args)
+    if args.command == "point":
+        if not positional or not positional[0].isdigit():
+            parser.error("point needs INDEX first")
+        args.index = int(positional.pop(0))
+    if len(positional) < 2:
+        parser.error("need CONFIG and RUNS_DIR")
+    config, runs_dir, *specs = positional
+    if not os.path.exists(config.split(":")[0]):
+        parser.error(f"no config file {config.split(':')[0]}")
+    if args.parallel < 1:
+        parser.error("--parallel must be ≥ 1")
+    try:
+        grid = parse_grid(specs)
+    except ValueError as error:
+        parser.error(str(error))
+    sweep = Sweep(config, runs_dir.rstrip("/"), grid,
+                  tuple(f for f in extra if f.startswith("--config.")),
+                  tuple(f for f in extra if not f.startswith("--config.")), args.python)
+    return args, sweep
+
+
+def main(argv: list[str]) -> int:
+    args, sweep = parse_args(argv)
+    if args.command == "plan":
+        for point in points(sweep):
+            print(f"{point.index}\t{status(point)}\t{point.workdir}")
+        return 0
+    if args.command == "point":
+        todo = points(sweep)
+        if not 0 <= args.index < len(todo):
+            print(f"error: point index {args.index} is not in 0..{len(todo) - 1}", file=sys.stderr)
+            return 2
+        return 1 if run_point(todo[args.index]) == "failed" else 0
+    return run(sweep, args.parallel)
+

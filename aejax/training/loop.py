@@ -1,0 +1,184 @@
+"""The training loop: data → init → jitted chunk of steps → eval → checkpoint, resumable at any step.
+
+`train_and_evaluate(config, workdir)` is what `python -m aejax.main` runs. The
+pieces it strings together live in their own modules: the config
+(`aejax.training.config`), the state (`state`), the pure step and the eval pass
+(`step`), compiled chunks and their data feeds (`chunks`), checkpoints
+(`checkpoint`), metrics (`writers`) and progress (`progress`).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import warnings
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+
+from aejax import objectives
+from aejax.core import parallel
+from aejax.core.errors import ConfigError, NonFiniteLossError
+from aejax.data import batches, placement, splits
+from aejax.figures import grids
+from aejax.training import checkpoint, writers
+from aejax.training.chunks import FEEDS, chunk_schedule
+from aejax.training.config import prepare_config, validate
+from aejax.training.progress import Progress, format_seconds
+from aejax.training.restore import TrainedModel
+from aejax.training.state import create_train_state, variant_optimizer
+from aejax.training.step import EVAL_STREAM, make_evaluate, make_train_step, make_update
+
+# CPU has no buffer donation; the request is still right for accelerators.
+warnings.filterwarnings("ignore", message="Some donated buffers were not usable")
+
+
+def save_figures(workdir, step, trained: TrainedModel, test_images, key, writer) -> None:
+    """Test inputs above their reconstructions; prior samples for generative models."""
+    n = trained.config.num_figure_images
+    num_cols = int(math.sqrt(n)) if n >= 16 else n
+    images = np.asarray(batches.to_unit_interval(test_images[:n]))
+    figures = {"reconstructions": grids.reconstruction_grid(trained, images, num_cols)}
+    if trained.variant.generative:
+        figures["samples"] = grids.sample_grid(trained, key, n, num_cols)
+    for name, grid in figures.items():
+        grids.save_png(os.path.join(workdir, "figures", f"{name}_step{step:07d}.png"), grid)
+    writer.write_images(step, {f"figures/{k}": v for k, v in figures.items()})
+
+
+def _scalars(metrics: dict[str, np.ndarray], prefix: str) -> dict[str, float]:
+    return {f"{prefix}/{k}": float(np.mean(v)) for k, v in metrics.items() if np.ndim(v) <= 1 and
+            (prefix == "train" or np.ndim(v) == 0)}
+
+
+def _check_finite(metrics: dict[str, np.ndarray], first_step: int, checkpointer) -> None:
+    for name, values in metrics.items():
+        values = np.asarray(values)
+        bad = ~np.isfinite(values.reshape(values.shape[0], -1)).all(axis=1)
+        if bad.any():
+            step = first_step + int(np.argmax(bad)) + 1
+            checkpointer.wait()
+            raise NonFiniteLossError(
+                f"train/{name} is {values[np.argmax(bad)]} at step {step}; training stopped and the "
+                f"last good checkpoint (step {checkpointer.latest_step()}) is intact. "
+                "Lower config.learning_rate or set config.grad_clip_norm.")
+
+
+def _check_batch_divides(config, mesh) -> None:
+    if config.batch_size % mesh.size:
+        raise ConfigError(f"config.batch_size={config.batch_size} must be a multiple of the "
+                          f"{mesh.size} devices it is split over (set config.num_devices, or "
+                          "another batch size)")
+
+
+class _NoWriter:
+    """What processes other than 0 write: nothing."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+    """Train `config` in `workdir`, resuming from its latest checkpoint; return final eval.
+
+    Runs data-parallel over `config.num_devices` devices (0 = every device of
+    every process); only process 0 writes metrics, figures and config.json.
+    """
+    config = validate(config)
+    main_process = parallel.is_main_process()
+    if main_process:
+        os.makedirs(workdir, exist_ok=True)
+    variant = objectives.get(config.model)
+    mesh = parallel.make_mesh(config.num_devices)
+    _check_batch_divides(config, mesh)
+    eval_device = jax.local_devices()[0]
+
+    # ---- input: the training split where `data_placement` says; the test split on one device.
+    where = placement.choose_placement(config, mesh)
+    train_split = placement.load_train_split(config, where)
+    test_split = splits.load_eval(config)  # "test", or what the dataset declares
+    config = prepare_config(config, train_split)
+    total_steps = config.num_train_steps
+    if main_process:
+        with open(os.path.join(workdir, "config.json"), "w") as f:
+            json.dump(config.to_dict(), f, indent=2)
+    test_data = placement.put_on_device(test_split, eval_device)
+    logging.info("%s: %d train / %d eval images of shape %s; %d steps of batch %d; data on the %s "
+                 "(%s); %d devices in %d processes", config.dataset, train_split.num_examples,
+                 test_split.num_examples, train_split.image_shape, total_steps, config.batch_size,
+                 where, config.data_placement, mesh.size, jax.process_count())
+
+    # ---- model, optimiser, state (restored if the workdir has a checkpoint).
+    model = variant.build_model(config, config.image_shape)
+    optimizer = variant_optimizer(variant, config, total_steps)
+    state = jax.device_put(
+        create_train_state(config, variant, model, optimizer, jax.random.PRNGKey(config.seed)),
+        parallel.replicated(mesh))
+    checkpointer = checkpoint.Checkpointer(workdir, max_to_keep=config.keep_checkpoints)
+    writer = writers.MetricWriter(workdir) if main_process else _NoWriter()
+    if checkpointer.latest_step() is not None:
+        state = checkpointer.restore(state, config.to_dict())
+        logging.info("resumed from the checkpoint at step %d", int(parallel.local_copy(state.step)))
+    writer.truncate_after(int(parallel.local_copy(state.step)))
+    num_params = sum(x.size for x in jax.tree_util.tree_leaves(state.params))
+    logging.info("model %r: %d parameters", config.model, num_params)
+
+    # ---- compiled functions.
+    step = int(parallel.local_copy(state.step))
+    chunk = math.gcd(config.log_every_steps, config.eval_every_steps, config.checkpoint_every_steps)
+    schedule = chunk_schedule(step, total_steps, chunk)
+    train_step = make_train_step(make_update(variant, model, config, optimizer, total_steps))
+    feed = FEEDS[where](train_step, config, train_split, mesh, state, schedule)
+    evaluate = make_evaluate((variant.make_eval_loss or variant.make_loss)(model, config), config)
+
+    # ---- loop.
+    progress = Progress(total_steps, step, config.batch_size)
+    start, first_step_time, eval_metrics = time.perf_counter(), None, {}
+    train_seconds, timed_steps = 0.0, 0  # time inside training chunks only
+    train_metrics: list[dict[str, np.ndarray]] = []
+    for first_step, num_steps in schedule:
+        chunk_start = time.perf_counter()
+        state, metrics = feed(state, first_step, num_steps)
+        metrics = jax.device_get(parallel.local_copy(metrics))
+        if first_step_time is not None:  # steady state: compile excluded
+            train_seconds += time.perf_counter() - chunk_start
+            timed_steps += num_steps
+        _check_finite(metrics, step, checkpointer)
+        step += num_steps
+        if first_step_time is None:
+            first_step_time = time.perf_counter() - start
+            logging.info("first chunk of %d steps finished %.1fs after start (compile included)",
+                         num_steps, first_step_time)
+            progress.start(step)
+        train_metrics.append(metrics)
+        progress.update(step, f"loss {float(np.mean(metrics['loss'])):.2f}")
+        done = step == total_steps
+        if step % config.log_every_steps == 0 or done:
+            merged = {k: np.concatenate([m[k] for m in train_metrics]) for k in train_metrics[0]}
+            rates = {} if not timed_steps else {
+                "train/steps_per_sec": timed_steps / train_seconds,
+                "train/examples_per_sec": timed_steps * config.batch_size / train_seconds}
+            writer.write(step, {**_scalars(merged, "train"), **rates})
+            train_metrics = []
+        if step % config.eval_every_steps == 0 or done:
+            local = parallel.local_copy(state, eval_device)
+            eval_metrics = evaluate(local.params, test_data, local.rng, local.step)
+            writer.write(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
+            if main_process:
+                trained = TrainedModel(config, local.params, step)
+                save_figures(workdir, step, trained, test_data.images,
+                             jax.random.fold_in(local.rng, EVAL_STREAM), writer)
+            logging.info("step %d eval: %s", step, ", ".join(
+                f"{k} {float(v):.3f}" for k, v in eval_metrics.items() if np.ndim(v) == 0))
+        if step % config.checkpoint_every_steps == 0 or done:
+            checkpointer.save(step, state, config.to_dict())
+    progress.close()
+    checkpointer.close()
+    writer.close()
+    elapsed = time.perf_counter() - start
+    logging.info("finished %d steps in %s", total_steps, format_seconds(elapsed))
+    return {k: np.asarray(v) for k, v in eval_metrics.items()}

@@ -1,0 +1,101 @@
+"""A trained model as plain jitted functions, and restoring one from a workdir: `aejax.load(workdir)`."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from aejax import objectives
+from aejax.training import checkpoint
+from aejax.training.state import abstract_train_state
+
+
+def as_model_input(x: Any) -> jax.Array:
+    """Images as float32 [B, H, W, C] in [0, 1]; uint8 input is scaled from 0..255."""
+    x = np.asarray(x) if not isinstance(x, jax.Array) else x
+    if x.dtype == np.uint8:
+        return jnp.asarray(x, jnp.float32) / 255.0
+    return jnp.asarray(x, jnp.float32)
+
+
+class TrainedModel:
+    """A variant's model with fixed params, as plain jitted functions.
+
+    encode(x): (mean, logvar) for the VAE family, the code z otherwise.
+    decode(z): the decoder's mean image (e.g. σ(logits) for a Bernoulli p(x|z)).
+    reconstruct(x): decode(the encoder's mean code).
+    sample(key, n): decode(z ~ p(z)), N(0, I) unless the variant has its own prior;
+      generative variants only.
+    """
+
+    def __init__(self, config: ml_collections.ConfigDict, params: Any, step: int | None = None):
+        self.config = config
+        self.params = params
+        self.step = step
+        self.variant = objectives.get(config.model)
+        self.image_shape = tuple(config.image_shape)
+        self.model = self.variant.build_model(config, self.image_shape)
+        model, variant = self.model, self.variant
+
+        def encode(params, x):
+            return model.apply(params, x, method="encode")
+
+        def decode(params, z):
+            out = model.apply(params, z, method="decode")
+            return variant.likelihood(params, config).mean(out)
+
+        def code(params, x):
+            encoded = encode(params, x)
+            return encoded[0] if variant.probabilistic_encoder else encoded
+
+        self._encode = jax.jit(encode)
+        self._decode = jax.jit(decode)
+        self._code = jax.jit(code)
+        self._reconstruct = jax.jit(lambda params, x: decode(params, code(params, x)))
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.config.latent_dim)
+
+    def encode(self, x):
+        return self._encode(self.params, as_model_input(x))
+
+    def code(self, x):
+        """The point code used for figures and clustering (the posterior mean for a VAE)."""
+        return self._code(self.params, as_model_input(x))
+
+    def decode(self, z):
+        return self._decode(self.params, jnp.asarray(z, jnp.float32))
+
+    def reconstruct(self, x):
+        return self._reconstruct(self.params, as_model_input(x))
+
+    def sample(self, key: jax.Array, n: int):
+        if not self.variant.generative:
+            raise ValueError(f"model {self.config.model!r} has no prior to sample from; "
+                             "sample() is for the generative (VAE-family) variants")
+        if self.variant.sample_prior is not None:
+            return self.decode(self.variant.sample_prior(self.config, key, n))
+        return self.decode(jax.random.normal(key, (n, self.latent_dim)))
+
+
+def load(workdir: str, step: int | None = None) -> TrainedModel:
+    """The model saved in `workdir/checkpoints` at `step` (latest by default)."""
+    if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+        raise FileNotFoundError(f"{workdir} has no checkpoints/ directory; is it a training workdir?")
+    checkpointer = checkpoint.Checkpointer(workdir, read_only=True)
+    meta = checkpointer.metadata(step)
+    config = ml_collections.ConfigDict(meta["config"])
+    abstract_state = abstract_train_state(config)
+    state = checkpointer.restore(abstract_state, meta["config"], step)
+    return TrainedModel(config, state.params, int(state.step))
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+    with open(os.path.join(workdir, "config.json")) as f:
+        return ml_collections.ConfigDict(json.load(f))

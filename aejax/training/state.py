@@ -1,0 +1,54 @@
+"""The training state: one pytree, everything a step needs, nothing hidden; and how it starts."""
+from __future__ import annotations
+
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from aejax import objectives
+from aejax.core import optim
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array        # int32 scalar: number of updates applied
+    params: Any
+    opt_state: Any
+    rng: jax.Array         # raw uint32 key; step keys are fold_in(rng, step)
+
+
+def shape_signature(tree: Any) -> dict[str, list[int]]:
+    """{path: shape} of a pytree: what must match for a checkpoint to fit."""
+    leaves = jax.tree_util.tree_leaves_with_path(tree)
+    return {jax.tree_util.keystr(path): list(getattr(leaf, "shape", ())) for path, leaf in leaves}
+
+
+def variant_optimizer(variant, config: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
+    """The variant's own optimiser (several players), else the config's for every parameter."""
+    if variant.make_optimizer is not None:
+        return variant.make_optimizer(config, total_steps)
+    return optim.make_optimizer(config, total_steps)
+
+
+def create_train_state(config, variant, model, optimizer, key) -> TrainState:
+    """Initial params from `init_key`; the remaining key drives every step."""
+    init_key, rng = jax.random.split(key)
+    sample = jnp.zeros((2, *config.image_shape), jnp.float32)
+    params_key, dummy_key = jax.random.split(init_key)
+    params = model.init(params_key, *variant.init_inputs(config, sample, dummy_key))
+    return TrainState(step=jnp.asarray(0, jnp.int32), params=params,
+                      opt_state=optimizer.init(params), rng=rng)
+
+
+def abstract_train_state(config: ml_collections.ConfigDict) -> TrainState:
+    """Shapes and dtypes of the train state of `config`, without computing it."""
+    variant = objectives.get(config.model)
+    model = variant.build_model(config, tuple(config.image_shape))
+    optimizer = variant_optimizer(variant, config, total_steps=1)
+    return jax.eval_shape(
+        lambda key: create_train_state(config, variant, model, optimizer, key),
+        jax.random.PRNGKey(0))

@@ -1,0 +1,34 @@
+"""The bench: its FLOP count against a hand count, and one tiny end-to-end run of the command."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from aejax.studies.bench import harness as bench
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_step_matmuls_of_the_canonical_vae_match_a_hand_count():
+    kernels = [(784, 400), (400, 20), (400, 20), (20, 400), (400, 784)]
+    matmuls = bench.step_matmuls(kernels, batch_size=128, data_dim=784)
+    # Forward and weight gradient for all five layers; input gradient for all but the data layer.
+    assert len(matmuls) == 5 + 5 + 4
+    weights = 784 * 400 + 2 * 400 * 20 + 20 * 400 + 400 * 784
+    assert bench.flops(matmuls) == 2 * 128 * (3 * weights - 784 * 400) == 419_840_000
+
+
+@pytest.mark.slow
+def test_bench_command_prints_the_table_on_a_tiny_dataset():
+    result = subprocess.run(
+        [sys.executable, "-m", "aejax.bench", "--dataset=digits", "--epochs=2", "--steps=3",
+         "--examples=128", "--repeats=1", "--batch_sizes=32", "--models=ae,no_such_model",
+         "--sections=vae,loop,matmul,profile,models,batch"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, JAX_PLATFORMS="cpu", JAX_DISABLE_MOST_OPTIMIZATIONS="1"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    for expected in ("backend cpu", "examples/s", "fraction of matmul bound", "scan / per-step loop",
+                     "no_such_model", "skipped: not registered", "batch 32", "peak host memory"):
+        assert expected in out, out

@@ -1,0 +1,129 @@
+"""Sweeps: the grid, resumability (finished points are skipped), and the summary."""
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from aejax.studies import sweep, sweep_summary
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def make_sweep(runs_dir, specs=("beta=0.5,2", "seed=0,1"), extra=()):
+    return sweep.parse_args(["run", "experiments/beta_vae.py:smoke", str(runs_dir), *specs, "--", *extra])[1]
+
+
+def test_grid_is_the_cartesian_product_with_readable_names(tmp_path):
+    s = make_sweep(tmp_path, ("beta=0.5,2", "seed=0,1", "hidden_dims=(8,4),(16,)"),
+                   ("--config.num_epochs=2", "--num_importance_samples=50"))
+    ps = sweep.points(s)
+    assert len(ps) == 8
+    assert [p.overrides for p in ps[:3]] == [
+        {"beta": "0.5", "seed": "0", "hidden_dims": "(8,4)"},
+        {"beta": "0.5", "seed": "0", "hidden_dims": "(16,)"},
+        {"beta": "0.5", "seed": "1", "hidden_dims": "(8,4)"}]
+    assert ps[0].name == "beta=0.5__seed=0__hidden_dims=(8,4)"
+    assert "--config.beta=0.5" in ps[0].train_command and "--config.num_epochs=2" in ps[0].train_command
+    assert "--num_importance_samples=50" in ps[0].eval_command
+    assert "--num_importance_samples=50" not in ps[0].train_command
+
+
+@pytest.mark.parametrize("specs", [("beta",), ("beta=1,,2",), ("beta=1", "beta=2"), ("1beta=2",)])
+def test_bad_axes_are_refused(tmp_path, specs):
+    with pytest.raises(SystemExit):
+        make_sweep(tmp_path, specs)
+
+
+def fake_finished_point(point, step=10, commands=None):
+    os.makedirs(os.path.join(point.workdir, "checkpoints", str(step)))
+    json.dump({"num_train_steps": step}, open(os.path.join(point.workdir, "config.json"), "w"))
+    json.dump({"overrides": point.overrides, "commands": commands or sweep._commands_of(point)},
+              open(os.path.join(point.workdir, sweep.POINT_FILE), "w"))
+    time.sleep(0.02)
+    json.dump({"step": step, "metrics": {}}, open(os.path.join(point.workdir, "eval.json"), "w"))
+
+
+def test_status_needs_a_fresh_final_eval_from_the_same_commands(tmp_path):
+    point = sweep.points(make_sweep(tmp_path))[0]
+    assert sweep.status(point) == "new"
+    fake_finished_point(point)
+    assert sweep.status(point) == "finished"
+    # Other flags (e.g. more epochs) make it a different run: redo it.
+    changed = sweep.points(make_sweep(tmp_path, extra=("--config.num_epochs=3",)))[0]
+    assert sweep.status(changed) == "partial"
+    # A checkpoint newer than eval.json (training went on): not finished.
+    eval_time = os.path.getmtime(os.path.join(point.workdir, "eval.json"))
+    os.utime(os.path.join(point.workdir, "checkpoints", "10"), (eval_time + 5, eval_time + 5))
+    assert sweep.status(point) == "partial"
+    os.utime(os.path.join(point.workdir, "checkpoints", "10"), (eval_time - 5, eval_time - 5))
+    assert sweep.status(point) == "finished"
+    # An eval of an earlier step than the run's last.
+    json.dump({"num_train_steps": 20}, open(os.path.join(point.workdir, "config.json"), "w"))
+    assert sweep.status(point) == "partial"
+
+
+def test_concurrent_jobs_get_disjoint_cores(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 5})
+    assert sweep.core_slots(1) is None                      # one job: leave it every core
+    assert sweep.core_slots(2) == [frozenset({0, 1}), frozenset({2, 3})]
+    assert sweep.core_slots(5) == [frozenset({c}) for c in (0, 1, 2, 3, 5)]
+    assert sweep.core_slots(6) is None                      # more jobs than cores: no pinning
+
+
+@pytest.mark.slow
+def test_a_second_sweep_skips_finished_points(tmp_path):
+    runs = tmp_path / "runs"
+    cmd = ["bash", "launch.sh", "experiments/beta_vae.py:smoke", str(runs), "beta=0.5,2", "--parallel", "2",
+           "--", "--config.num_train_steps=10", "--num_importance_samples=4", "--noclustering"]
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHON=sys.executable)
+    first = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "2 done, 0 skipped, 0 failed" in first.stdout
+    names = ["beta=0.5", "beta=2"]
+    stamps = {n: os.path.getmtime(runs / n / "eval.json") for n in names}
+    second = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    assert second.returncode == 0 and "0 done, 2 skipped, 0 failed" in second.stdout
+    for n in names:
+        assert os.path.getmtime(runs / n / "eval.json") == stamps[n]
+        assert open(runs / n / "train.log").read().count("=== ") == 1   # trained once
+        assert json.load(open(runs / n / "eval.json"))["step"] == 10
+    if len(os.sched_getaffinity(0)) >= 2:  # the two jobs ran pinned to disjoint cores
+        pins = {open(runs / n / "train.log").read().split("[cpus ")[1].split("]")[0] for n in names}
+        assert len(pins) == 2
+    summary = subprocess.run([sys.executable, "-m", "aejax.sweep_summary", str(runs)], cwd=REPO, env=env,
+                             capture_output=True, text=True)
+    assert summary.returncode == 0 and "| beta | n |" in summary.stdout
+
+
+def write_fake_sweep(runs_dir, values):
+    for (beta, seed), (kl, recon, acc) in values.items():
+        workdir = runs_dir / f"beta={beta}__seed={seed}"
+        workdir.mkdir(parents=True)
+        json.dump({"overrides": {"beta": beta, "seed": seed}, "commands": {}},
+                  open(workdir / sweep.POINT_FILE, "w"))
+        json.dump({"step": 1, "metrics": {"kl": kl, "reconstruction_nll": recon, "elbo": -(kl + recon),
+                                          "kmeans_codes_accuracy": acc}}, open(workdir / "eval.json", "w"))
+
+
+def test_summary_means_and_stds_over_seeds(tmp_path):
+    values = {("1", "0"): (20.0, 250.0, 0.50), ("1", "1"): (22.0, 248.0, 0.54),
+              ("4", "0"): (8.0, 262.0, 0.52), ("4", "1"): (7.0, 266.0, 0.56), ("16", "0"): (1.0, 300.0, 0.30)}
+    write_fake_sweep(tmp_path, values)
+    out = sweep_summary.summarise(str(tmp_path))
+    rows = list(csv.DictReader(open(out["csv"])))
+    assert len(rows) == 5 and {"point", "beta", "seed", "kl", "elbo"} <= set(rows[0])
+    lines = out["table"].splitlines()
+    assert lines[0] == "| beta | n | elbo | kl | reconstruction_nll | kmeans_codes_accuracy |"
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| 1", "| 4", "| 16"]   # numeric order
+    kl4 = np.array([8.0, 7.0])
+    assert f"{kl4.mean():.3f} ± {kl4.std(ddof=1):.3f}" in lines[3]
+    assert "300.0 |" in lines[4] and "±" not in lines[4].split(" | ")[4]              # n = 1: no std
+    for key in ("rate_distortion", "metrics_plot"):
+        assert os.path.getsize(out[key]) > 1000
+    assert out["table"] in open(out["markdown"]).read()
+    assert out["metrics_plot"].endswith("metrics_vs_beta.png")
