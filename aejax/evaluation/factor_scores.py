@@ -64,17 +64,55 @@ def disentanglement_metrics(trained, *, seed: int = 0, **sizes: dict[str, Any]) 
     space = factor_space(trained.config.dataset)
     if space is None:
         return None
+
+    def represent(images: np.ndarray) -> np.ndarray:  # every call padded to ENCODE_CHUNK: one compiled shape
+        return map_batches(lambda batch, i: trained.code(batch), images, ENCODE_CHUNK)
+
+    return _scores(space, represent, seed, sizes, trained.config.dataset)
+
+
+def shared_disentanglement_metrics(dataset: str, represent_all, num_models: int, *, seed: int = 0,
+                                   **sizes: dict[str, Any]) -> list[dict[str, float]] | None:
+    """The scores of `num_models` models at once, as `disentanglement_metrics` gives each with this seed.
+
+    With one seed every model's metrics draw the same factors, so each batch of
+    observations is rendered and encoded once, for all models (`represent_all`:
+    images → codes [num_models, n, D], e.g. a vmapped encoder), and each model's
+    metrics read their codes back in the same order of calls (checked).
+    """
+    space = factor_space(dataset)
+    if space is None:
+        return None
+    calls: list[tuple[np.ndarray, np.ndarray | None]] = []  # (factors, codes of every model) per call
+
+    def represent_of(model: int):
+        position = [0]  # this model's next call (model 0 runs first and encodes for all)
+
+        def represent(factors: np.ndarray) -> np.ndarray:
+            k, position[0] = position[0], position[0] + 1
+            if model == 0:
+                calls.append((factors, np.asarray(represent_all(space.observe(factors)))))
+            elif not np.array_equal(calls[k][0], factors):
+                raise RuntimeError("the metrics of two models drew different factors from one seed")
+            codes = calls[k][1][model]
+            if model == num_models - 1:
+                calls[k] = (calls[k][0], None)  # read by every model: free it
+            return codes
+        return represent
+
+    factors_only = dm.FactorSpace(space.factor_sizes, lambda factors: factors)
+    return [_scores(factors_only, represent_of(model), seed, sizes, dataset) for model in range(num_models)]
+
+
+def _scores(space: dm.FactorSpace, represent, seed: int, sizes: dict[str, Any], dataset: str) -> dict[str, float]:
     unknown = set(sizes) - set(DEFAULT_SIZES)
     if unknown:
         raise TypeError(f"unknown metrics {sorted(unknown)}; use {sorted(DEFAULT_SIZES)}")
     per_metric = {name: {**defaults, **sizes.get(name, {})} for name, defaults in DEFAULT_SIZES.items()}
     start = time.perf_counter()
-    def represent(images: np.ndarray) -> np.ndarray:  # every call padded to ENCODE_CHUNK: one compiled shape
-        return map_batches(lambda batch, i: trained.code(batch), images, ENCODE_CHUNK)
-
     scores = dm.all_disentanglement_metrics(space, represent, seed, per_metric=per_metric,
                                             chunk_size=ENCODE_CHUNK)
-    logging.info("disentanglement metrics of %s in %.0fs", trained.config.dataset, time.perf_counter() - start)
+    logging.info("disentanglement metrics of %s in %.0fs", dataset, time.perf_counter() - start)
     return {PREFIX + name: float(value) for name, value in scores.items()}
 
 

@@ -50,22 +50,29 @@ def save_figures(workdir, step, trained: TrainedModel, test_images, key, writer)
     writer.write_images(step, {f"figures/{k}": v for k, v in figures.items()})
 
 
-def _scalars(metrics: dict[str, np.ndarray], prefix: str) -> dict[str, float]:
+def scalar_metrics(metrics: dict[str, np.ndarray], prefix: str) -> dict[str, float]:
+    """What metrics.jsonl records: the mean of each scalar (train: per-step) metric, named prefix/name."""
     return {f"{prefix}/{k}": float(np.mean(v)) for k, v in metrics.items() if np.ndim(v) <= 1 and
             (prefix == "train" or np.ndim(v) == 0)}
 
 
-def _check_finite(metrics: dict[str, np.ndarray], first_step: int, checkpointer) -> None:
+def first_non_finite(metrics: dict[str, np.ndarray], first_step: int) -> str | None:
+    """'train/<name> is nan at step N' for the first step of a chunk with a non-finite metric, else None."""
     for name, values in metrics.items():
         values = np.asarray(values)
         bad = ~np.isfinite(values.reshape(values.shape[0], -1)).all(axis=1)
         if bad.any():
-            step = first_step + int(np.argmax(bad)) + 1
-            checkpointer.wait()
-            raise NonFiniteLossError(
-                f"train/{name} is {values[np.argmax(bad)]} at step {step}; training stopped and the "
-                f"last good checkpoint (step {checkpointer.latest_step()}) is intact. "
-                "Lower config.learning_rate or set config.grad_clip_norm.")
+            return f"train/{name} is {values[np.argmax(bad)]} at step {first_step + int(np.argmax(bad)) + 1}"
+    return None
+
+
+def _check_finite(metrics: dict[str, np.ndarray], first_step: int, checkpointer) -> None:
+    problem = first_non_finite(metrics, first_step)
+    if problem:
+        checkpointer.wait()
+        raise NonFiniteLossError(
+            f"{problem}; training stopped and the last good checkpoint (step {checkpointer.latest_step()}) "
+            "is intact. Lower config.learning_rate or set config.grad_clip_norm.")
 
 
 def _check_batch_divides(config, mesh) -> None:
@@ -162,7 +169,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             rates = {} if not timed_steps else {
                 "train/steps_per_sec": timed_steps / train_seconds,
                 "train/examples_per_sec": timed_steps * config.batch_size / train_seconds}
-            writer.write(step, {**_scalars(merged, "train"), **rates})
+            writer.write(step, {**scalar_metrics(merged, "train"), **rates})
             train_metrics = []
         if step % config.eval_every_steps == 0 or done:
             local = parallel.local_copy(state, eval_device)

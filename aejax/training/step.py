@@ -71,42 +71,67 @@ def permutation_key(rng):
     return jax.random.fold_in(rng, PERMUTATION_STREAM)
 
 
-def make_evaluate(eval_loss_fn, config):
-    """(params, split, rng, step) → metrics averaged over every test example.
+def eval_pass(eval_loss_fn, binarize: str):
+    """(params, images [n, b, ...], labels [n, b], key, step) → metrics of each of the n batches.
 
-    Full batches run as one scan; a remainder batch (if any) runs as a second
-    compiled shape. Noise (dynamic binarisation, z samples) uses a key that
-    depends only on the batch index, so evals at different steps compare.
+    The compiled core of the evaluation: one scan over batches. The noise of batch i
+    (dynamic binarisation, z samples) uses fold_in(key, i), which depends only on
+    the batch index, so evals at different steps compare.
     """
-    binarize = config.binarize
 
-    @jax.jit
     def evaluate_batches(params, images, labels, key, step):
         def body(_, inputs):
             batch_images, batch_labels, index = inputs
             data_key, loss_key = jax.random.split(jax.random.fold_in(key, index))
-            batch = {"image": batches.preprocess(batch_images, data_key, binarize),
-                     "label": batch_labels}
+            batch = {"image": batches.preprocess(batch_images, data_key, binarize), "label": batch_labels}
             return None, eval_loss_fn(params, batch, loss_key, step)[1]
         return jax.lax.scan(body, None, (images, labels, jnp.arange(images.shape[0])))[1]
 
+    return evaluate_batches
+
+
+def eval_parts(split: Split, batch_size: int) -> list[tuple]:
+    """The split as (images [n, b, ...], labels [n, b], key index): the full batches (key index None: the
+    eval key itself), then a remainder batch, if any, with fold_in(eval key, number of full batches)."""
+    batch_size = min(batch_size, split.num_examples)
+    num_full = split.num_examples // batch_size
+    full = num_full * batch_size
+    parts = [(split.images[:full].reshape(num_full, batch_size, *split.image_shape),
+              split.labels[:full].reshape(num_full, batch_size), None)]
+    if full < split.num_examples:
+        parts.append((split.images[None, full:], split.labels[None, full:], num_full))
+    return parts
+
+
+def eval_key(rng, index: int | None):
+    """The key of an eval part: from the run's key, never one a training step uses."""
+    key = jax.random.fold_in(rng, EVAL_STREAM)
+    return key if index is None else jax.random.fold_in(key, index)
+
+
+def mean_over_parts(results: list[dict], parts: list[tuple], batch_axis: int = 0) -> dict[str, np.ndarray]:
+    """Per-example means from the per-batch metrics of each part (batches along `batch_axis`)."""
+    totals, count = None, 0
+    for metrics, (images, _, _) in zip(results, parts):
+        weight = images.shape[1]
+        summed = {k: np.sum(v, axis=batch_axis) * weight for k, v in metrics.items()}
+        totals = summed if totals is None else {k: totals[k] + summed[k] for k in totals}
+        count += weight * images.shape[0]
+    return {k: v / count for k, v in totals.items()}
+
+
+def make_evaluate(eval_loss_fn, config):
+    """(params, split, rng, step) → metrics averaged over every test example.
+
+    Full batches run as one scan; a remainder batch (if any) runs as a second
+    compiled shape.
+    """
+    evaluate_batches = jax.jit(eval_pass(eval_loss_fn, config.binarize))
+
     def evaluate(params, split: Split, rng, step) -> dict[str, np.ndarray]:
-        key = jax.random.fold_in(rng, EVAL_STREAM)
-        batch_size = min(config.eval_batch_size, split.num_examples)
-        num_full = split.num_examples // batch_size
-        full = num_full * batch_size
-        parts = [(split.images[:full].reshape(num_full, batch_size, *split.image_shape),
-                  split.labels[:full].reshape(num_full, batch_size), key)]
-        if full < split.num_examples:
-            parts.append((split.images[None, full:], split.labels[None, full:],
-                          jax.random.fold_in(key, num_full)))
-        totals, count = None, 0
-        for images, labels, part_key in parts:
-            metrics = jax.device_get(evaluate_batches(params, images, labels, part_key, step))
-            weight = images.shape[1]
-            summed = {k: np.sum(v, axis=0) * weight for k, v in metrics.items()}
-            totals = summed if totals is None else {k: totals[k] + summed[k] for k in totals}
-            count += weight * images.shape[0]
-        return {k: v / count for k, v in totals.items()}
+        parts = eval_parts(split, config.eval_batch_size)
+        results = [jax.device_get(evaluate_batches(params, images, labels, eval_key(rng, index), step))
+                   for images, labels, index in parts]
+        return mean_over_parts(results, parts)
 
     return evaluate

@@ -1,0 +1,107 @@
+"""Evaluating several runs in one process, vmapped where it pays.
+
+The runs are restored once and grouped into populations (runs whose programs
+differ only in numbers: `aejax.training.population`). Within a population the
+importance sampling of every member runs as one vmapped program over the
+members' stacked parameters, and the encoder passes of the disentanglement
+metrics are shared by the members with one seed (they draw the same factors):
+each batch of observations is rendered once and encoded for all of them in one
+vmapped call. The rest of each run's report (reconstructions, clustering, probes)
+is computed per run as `aejax.evaluate` computes it, and each run gets its own
+eval.json. Same numbers as evaluating each run alone, to float tolerance (a
+batched matmul may round differently).
+"""
+from __future__ import annotations
+
+import collections
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+from aejax.core.batching import map_batches
+from aejax.evaluation import factor_scores
+from aejax.evaluation.evaluate_run import EvalOptions, Precomputed, evaluate_run, write_report
+from aejax.evaluation.inputs import evaluation_split, load_eval_data
+from aejax.evaluation.likelihood import estimate_in_batches, importance_weighted_log_likelihood, model_decoder_log_prob
+from aejax.training.population import member_model, member_values, split_into_populations, stack, varying_keys
+from aejax.training.restore import as_model_input, load
+
+
+def _members_axis_last(tree):
+    """[M, n, ...] → [n, M, ...], so map_batches can cut and join along the examples."""
+    return jax.tree_util.tree_map(lambda leaf: jnp.swapaxes(leaf, 0, 1), tree)
+
+
+def population_likelihood_estimates(models, x: np.ndarray, options: EvalOptions) -> list[dict[str, np.ndarray]]:
+    """Each model's per-example {"log_px", "elbo", "reconstruction"} on `x`, all members in one vmapped program."""
+    configs = [m.config for m in models]
+    base = configs[0]
+    values = {k: jnp.asarray(v) for k, v in member_values(configs, varying_keys(configs)).items()}
+    params = stack([m.params for m in models])
+
+    def estimate(member_params, member_vals, batch, key):
+        variant, model, _, member_config = member_model(base, member_vals)
+        mean, logvar = model.apply(member_params, batch, method="encode")
+        log_prob = model_decoder_log_prob(model, variant, member_config, member_params)
+        return importance_weighted_log_likelihood(key, batch, mean, logvar, log_prob, options.num_importance_samples,
+                                                  options.samples_per_chunk)
+
+    vmapped = jax.jit(jax.vmap(estimate, in_axes=(0, 0, None, None)))
+    per_example = estimate_in_batches(lambda batch, key: _members_axis_last(vmapped(params, values, batch, key)), x,
+                                      num_samples=options.num_importance_samples, batch_size=options.batch_size,
+                                      seed=options.seed)
+    return [{k: v[:, i] for k, v in per_example.items()} for i in range(len(models))]
+
+
+def population_codes(models):
+    """images → codes [M, n, D] of every model (the point code: posterior mean for the VAE family)."""
+    configs = [m.config for m in models]
+    base, variant = configs[0], models[0].variant
+    values = {k: jnp.asarray(v) for k, v in member_values(configs, varying_keys(configs)).items()}
+    params = stack([m.params for m in models])
+
+    def code(member_params, member_vals, images):
+        _, model, _, _ = member_model(base, member_vals)
+        encoded = model.apply(member_params, images, method="encode")
+        return encoded[0] if variant.probabilistic_encoder else encoded
+
+    vmapped = jax.jit(jax.vmap(code, in_axes=(0, 0, None)))
+
+    def represent_all(images: np.ndarray) -> np.ndarray:
+        codes = map_batches(lambda batch, i: _members_axis_last(vmapped(params, values, as_model_input(batch))),
+                            images, factor_scores.ENCODE_CHUNK)
+        return np.swapaxes(codes, 0, 1)
+
+    return represent_all
+
+
+def evaluate_population(workdirs: list[str], step: int | None = None,
+                        options: EvalOptions = EvalOptions()) -> list[dict]:
+    """Evaluate every run in `workdirs` (at `step`, default latest) and write each one's eval.json."""
+    models = [load(workdir, step) for workdir in workdirs]
+    reports: list[dict | None] = [None] * len(models)
+    for group in split_into_populations([m.config for m in models]):
+        members = [models[i] for i in group]
+        config = members[0].config
+        shared = [dict(trained=m) for m in members]
+        start = time.perf_counter()
+        if members[0].variant.probabilistic_encoder and options.num_importance_samples > 0:
+            data = load_eval_data(config, evaluation_split(config), options.max_examples)
+            for entry, estimates in zip(shared, population_likelihood_estimates(members, data.x, options)):
+                entry["likelihood"] = estimates
+        by_seed = collections.defaultdict(list)
+        for position, m in enumerate(members):
+            by_seed[int(m.config.seed)].append(position)
+        for seed, positions in by_seed.items():
+            scores = factor_scores.shared_disentanglement_metrics(
+                config.dataset, population_codes([members[p] for p in positions]), len(positions), seed=seed)
+            for position, score in zip(positions, scores or [None] * len(positions)):
+                shared[position]["disentanglement"] = score
+        logging.info("evaluated the shared parts of %d runs in %.1fs", len(members), time.perf_counter() - start)
+        for i, entry in zip(group, shared):
+            reports[i] = evaluate_run(workdirs[i], step, options, Precomputed(**entry))
+            write_report(workdirs[i], reports[i])
+    return reports
