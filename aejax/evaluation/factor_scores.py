@@ -5,10 +5,11 @@ an observation is the image the dataset stores for those factor indices, rendere
 the fly (`aejax.data.observe_factors`: `SpriteGrid.render`, uint8 0/255, what the
 model was trained on, since binarisation leaves 0/1 images unchanged). The
 representation is `trained.code`: the posterior mean for the VAE family, the code
-otherwise. Sample counts (`DEFAULT_SIZES`) are cut from disentanglement_lib's so all
-four metrics run in about a minute on 2 CPU cores for a 64x64 encoder (54 s of CPU,
-64 s of wall measured with the 1200-1200 MLP encoder, whose forward pass costs about
-what the Burgess conv encoder's does; rendering is ~0.15 ms of CPU an image); the
+otherwise. Sample counts (`DEFAULT_SIZES`) are cut from disentanglement_lib's so
+BetaVAE, FactorVAE and MIG run in about a minute on 2 CPU cores for a 64x64 encoder
+(measured with the 1200-1200 MLP encoder, whose forward pass costs about what the
+Burgess conv encoder's does; rendering is ~0.15 ms of CPU an image); DCI fits
+disentanglement_lib's 100 boosted trees per factor, ~2.5 min of CPU more. The
 standard errors this leaves are stated next to each. `python -m aejax.disentanglement_eval`
 is the command; `aejax.evaluate` calls `disentanglement_metrics` on dSprites runs.
 """
@@ -41,7 +42,8 @@ DEFAULT_SIZES: dict[str, dict[str, Any]] = {
     "factor_vae_score": dict(batch_size=64, num_train=300, num_eval=200, num_variance_estimate=5_000),
     # 10,000 images [10,000]: the plug-in MI bias (~(bins-1)(|v|-1)/2N) stays < 0.06 nats.
     "mutual_info_gap": dict(num_samples=10_000),
-    # 5,000 + 2,000 images [10,000 + 5,000].
+    # 5,000 + 2,000 images [10,000 + 5,000]; 100 boosted trees as in disentanglement_lib (~2.5 min of CPU
+    # on dSprites, one factor per core; 10 trees took 15 s but overstate disentanglement ~3x).
     "dci_disentanglement": dict(num_train=5_000, num_test=2_000),
 }
 

@@ -7,13 +7,15 @@ members' stacked parameters, and the encoder passes of the disentanglement
 metrics are shared by the members with one seed (they draw the same factors):
 each batch of observations is rendered once and encoded for all of them in one
 vmapped call. The rest of each run's report (reconstructions, clustering, probes)
-is computed per run as `aejax.evaluate` computes it, and each run gets its own
-eval.json. Same numbers as evaluating each run alone, to float tolerance (a
+is computed per run as `aejax.evaluate` computes it (one run per core at a time),
+and each run gets its own eval.json. Same numbers as evaluating each run alone, to float tolerance (a
 batched matmul may round differently).
 """
 from __future__ import annotations
 
 import collections
+import concurrent.futures
+import os
 import time
 
 import jax
@@ -95,13 +97,22 @@ def evaluate_population(workdirs: list[str], step: int | None = None,
         by_seed = collections.defaultdict(list)
         for position, m in enumerate(members):
             by_seed[int(m.config.seed)].append(position)
-        for seed, positions in by_seed.items():
+
+        def disentanglement(seed, positions):
             scores = factor_scores.shared_disentanglement_metrics(
                 config.dataset, population_codes([members[p] for p in positions]), len(positions), seed=seed)
             for position, score in zip(positions, scores or [None] * len(positions)):
                 shared[position]["disentanglement"] = score
-        logging.info("evaluated the shared parts of %d runs in %.1fs", len(members), time.perf_counter() - start)
-        for i, entry in zip(group, shared):
+
+        def finish(i, entry):
             reports[i] = evaluate_run(workdirs[i], step, options, Precomputed(**entry))
             write_report(workdirs[i], reports[i])
+
+        # What follows is mostly numpy/sklearn work that releases the GIL (metrics' classifiers and
+        # boosted trees, k-means, probes): one seed group, then one run, per core at a time.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as pool:
+            list(pool.map(disentanglement, by_seed, by_seed.values()))
+            logging.info("evaluated the shared parts of %d runs in %.1fs", len(members),
+                         time.perf_counter() - start)
+            list(pool.map(finish, group, shared))
     return reports

@@ -32,3 +32,15 @@ def test_bench_command_prints_the_table_on_a_tiny_dataset():
     for expected in ("backend cpu", "examples/s", "fraction of matmul bound", "scan / per-step loop",
                      "no_such_model", "skipped: not registered", "batch 32", "peak host memory"):
         assert expected in out, out
+
+
+@pytest.mark.slow
+def test_population_section_prints_members_throughput_beside_one_run():
+    result = subprocess.run(
+        [sys.executable, "-m", "aejax.bench", "--dataset=digits", "--steps=3", "--repeats=1",
+         "--sections=population", "--members=1,3", "--sweep_epochs=0"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, JAX_PLATFORMS="cpu", JAX_DISABLE_MOST_OPTIMIZATIONS="1"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    for expected in ("one run (the trainer's chunk)", "population of 1", "population of 3", "of the bound"):
+        assert expected in result.stdout, result.stdout

@@ -1,6 +1,7 @@
 """The bench's printed report: figures side by side, and the ratios the targets are stated in."""
 from __future__ import annotations
 
+import importlib
 import resource
 import statistics
 
@@ -89,6 +90,9 @@ def report(results: dict, header: str, options: BenchOptions) -> str:
             lines.append(f"  batch {batch_size:<28d}{row_['examples_per_sec']:12,.0f} examples/s"
                          f"{row_['fraction_of_matmul_bound']:8.1%} of matmul bound")
         lines.append("")
+    for name in ("conv", "dtype", "population"):
+        if results.get(name):
+            lines += importlib.import_module(f"aejax.studies.bench.{name}").report_lines(results[name], options)
     return "\n".join(lines)
 
 

@@ -155,9 +155,25 @@ def section_batch(ctx, options: BenchOptions) -> dict:
     return rows
 
 
+def section_population(ctx, options: BenchOptions) -> dict:
+    from aejax.studies.bench import population
+    return population.section_population(ctx, options)
+
+
+def section_conv(ctx, options: BenchOptions) -> dict:
+    from aejax.studies.bench import conv
+    return conv.section_conv(ctx, options)
+
+
+def section_dtype(ctx, options: BenchOptions) -> dict:
+    from aejax.studies.bench import dtype
+    return dtype.section_dtype(ctx, options)
+
+
 SECTION_FNS = {"vae": section_vae, "loop": section_loop, "torch": section_torch,
                "matmul": section_matmul, "profile": section_profile, "models": section_models,
-               "batch": section_batch}
+               "batch": section_batch, "conv": section_conv, "dtype": section_dtype,
+               "population": section_population}
 
 
 def load_data(options: BenchOptions) -> dict:
