@@ -71,42 +71,62 @@ def permutation_key(rng):
     return jax.random.fold_in(rng, PERMUTATION_STREAM)
 
 
-def make_evaluate(eval_loss_fn, config):
-    """(params, split, rng, step) → metrics averaged over every test example.
+class Evaluate:
+    """(params, split, rng, step) → metrics averaged over every example of `split` (see `make_evaluate`).
 
-    Full batches run as one scan; a remainder batch (if any) runs as a second
-    compiled shape. Noise (dynamic binarisation, z samples) uses a key that
-    depends only on the batch index, so evals at different steps compare.
+    `compile(params, split, rng, step)` compiles the programs a call with such
+    arguments runs, without running them: called from a background thread at the
+    start of training, evaluation is ready when it is first needed.
     """
-    binarize = config.binarize
 
-    @jax.jit
-    def evaluate_batches(params, images, labels, key, step):
-        def body(_, inputs):
-            batch_images, batch_labels, index = inputs
-            data_key, loss_key = jax.random.split(jax.random.fold_in(key, index))
-            batch = {"image": batches.preprocess(batch_images, data_key, binarize),
-                     "label": batch_labels}
-            return None, eval_loss_fn(params, batch, loss_key, step)[1]
-        return jax.lax.scan(body, None, (images, labels, jnp.arange(images.shape[0])))[1]
+    def __init__(self, eval_loss_fn, config):
+        binarize, batch_size = config.binarize, config.eval_batch_size
 
-    def evaluate(params, split: Split, rng, step) -> dict[str, np.ndarray]:
-        key = jax.random.fold_in(rng, EVAL_STREAM)
-        batch_size = min(config.eval_batch_size, split.num_examples)
-        num_full = split.num_examples // batch_size
-        full = num_full * batch_size
-        parts = [(split.images[:full].reshape(num_full, batch_size, *split.image_shape),
-                  split.labels[:full].reshape(num_full, batch_size), key)]
-        if full < split.num_examples:
-            parts.append((split.images[None, full:], split.labels[None, full:],
-                          jax.random.fold_in(key, num_full)))
+        @jax.jit
+        def evaluate_batches(params, images, labels, key, step):
+            def body(_, inputs):
+                batch_images, batch_labels, index = inputs
+                data_key, loss_key = jax.random.split(jax.random.fold_in(key, index))
+                batch = {"image": batches.preprocess(batch_images, data_key, binarize),
+                         "label": batch_labels}
+                return None, eval_loss_fn(params, batch, loss_key, step)[1]
+            return jax.lax.scan(body, None, (images, labels, jnp.arange(images.shape[0])))[1]
+
+        @jax.jit
+        def parts(images, labels, rng):
+            """[(images [batches, batch, ...], labels, key)]: the full batches, then the remainder if any."""
+            key = jax.random.fold_in(rng, EVAL_STREAM)
+            size = min(batch_size, images.shape[0])
+            num_full = images.shape[0] // size
+            full = num_full * size
+            out = [(images[:full].reshape(num_full, size, *images.shape[1:]),
+                    labels[:full].reshape(num_full, size), key)]
+            if full < images.shape[0]:
+                out.append((images[None, full:], labels[None, full:], jax.random.fold_in(key, num_full)))
+            return out
+
+        self._evaluate_batches, self._parts = evaluate_batches, parts
+
+    def __call__(self, params, split: Split, rng, step) -> dict[str, np.ndarray]:
         totals, count = None, 0
-        for images, labels, part_key in parts:
-            metrics = jax.device_get(evaluate_batches(params, images, labels, part_key, step))
+        for images, labels, part_key in self._parts(split.images, split.labels, rng):
+            metrics = jax.device_get(self._evaluate_batches(params, images, labels, part_key, step))
             weight = images.shape[1]
             summed = {k: np.sum(v, axis=0) * weight for k, v in metrics.items()}
             totals = summed if totals is None else {k: totals[k] + summed[k] for k in totals}
             count += weight * images.shape[0]
         return {k: v / count for k, v in totals.items()}
 
-    return evaluate
+    def compile(self, params, split: Split, rng, step) -> None:
+        for images, labels, part_key in self._parts(split.images, split.labels, rng):
+            self._evaluate_batches.lower(params, images, labels, part_key, step).compile()
+
+
+def make_evaluate(eval_loss_fn, config) -> Evaluate:
+    """(params, split, rng, step) → metrics averaged over every test example.
+
+    Full batches run as one scan; a remainder batch (if any) runs as a second
+    compiled shape. Noise (dynamic binarisation, z samples) uses a key that
+    depends only on the batch index, so evals at different steps compare.
+    """
+    return Evaluate(eval_loss_fn, config)
