@@ -65,3 +65,25 @@ def test_the_first_progress_line_has_no_speed_until_one_is_measured(caplog):
     first, second = [r.getMessage() for r in caplog.records if "step " in r.getMessage()]
     assert first == "step 5/20 (25%)  loss 50.23"
     assert "nan" not in second and " step/s " in second and "ETA 0:00" in second and "examples/s" in second
+
+
+def test_a_smoke_run_imports_nothing_it_does_not_use(tmp_path):
+    """No tfds, grain, sklearn, umap, matplotlib, tensorboardX or torch on the path of a run whose data are cached.
+
+    A stand-in `torch` is importable (as when the bench's torch is installed): nothing may import it.
+    """
+    fake = tmp_path / "site" / "torch"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('imported the stand-in torch')\n")
+    script = ("import runpy, sys\n"
+              f"sys.argv = ['aejax.main', '--config=experiments/beta_vae.py:smoke', '--workdir={tmp_path / 'run'}']\n"
+              "try:\n    runpy.run_module('aejax.main', run_name='__main__')\nexcept SystemExit as e:\n"
+              "    assert not e.code, e.code\n"
+              "heavy = ('tensorflow_datasets', 'tensorflow', 'grain', 'sklearn', 'umap', 'matplotlib', "
+              "'tensorboardX', 'torch')\n"
+              "print(sorted(m for m in heavy if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, PYTHONPATH=f"{REPO}:{tmp_path / 'site'}"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines()[-1] == "[]", result.stdout
+    assert (tmp_path / "run" / "checkpoints" / "20").is_dir()
