@@ -1,4 +1,4 @@
-"""The examples run as written: examples/inspect_latents.ipynb executed on a tiny trained run (nbclient)."""
+"""The examples run as written: examples/inspect_latents.ipynb (nbclient) and the README's scatter, on a tiny run."""
 import os
 
 import nbclient
@@ -27,3 +27,15 @@ def test_the_inspect_latents_notebook_runs_on_a_trained_run(tmp_path, monkeypatc
     assert "vae on digits, step 20: 359 test images" in text and "codes (359, 4)" in text
     figures = [o for o in outputs if o.output_type == "display_data" and "image/png" in o.data]
     assert len(figures) == 2  # the scatter by class, the reconstructions and samples
+
+
+def test_the_readme_scatter_example_runs_as_written(tmp_path, monkeypatch):
+    workdir = str(tmp_path / "run")
+    train_and_evaluate(beta_vae.get_config("smoke"), workdir)
+    readme = open(os.path.join(REPO, "README.md")).read()
+    example = readme.split("From a run to a scatter of its test codes, coloured by class:\n\n```python\n")[1]
+    example = example.split("```")[0]
+    assert '"runs/beta_vae"' in example and '"codes.png"' in example
+    monkeypatch.chdir(tmp_path)
+    exec(example.replace('"runs/beta_vae"', repr(workdir)), {})  # noqa: S102
+    assert (tmp_path / "codes.png").stat().st_size > 10_000
