@@ -92,24 +92,22 @@ class Evaluate:
                 return None, eval_loss_fn(params, batch, loss_key, step)[1]
             return jax.lax.scan(body, None, (images, labels, jnp.arange(images.shape[0])))[1]
 
-        @jax.jit
-        def parts(images, labels, rng):
-            """[(images [batches, batch, ...], labels, key)]: the full batches, then the remainder if any."""
-            key = jax.random.fold_in(rng, EVAL_STREAM)
-            size = min(batch_size, images.shape[0])
-            num_full = images.shape[0] // size
-            full = num_full * size
-            out = [(images[:full].reshape(num_full, size, *images.shape[1:]),
-                    labels[:full].reshape(num_full, size), key)]
-            if full < images.shape[0]:
-                out.append((images[None, full:], labels[None, full:], jax.random.fold_in(key, num_full)))
-            return out
+        self._evaluate_batches, self._batch_size, self._layout = evaluate_batches, batch_size, None
 
-        self._evaluate_batches, self._parts = evaluate_batches, parts
+    def _parts(self, split: Split, rng) -> list[tuple]:
+        """[(images [batches, batch, ...], labels, key)]: the full batches, then the remainder if any.
+
+        The layout is cut on the host once per split (no compiled slicing); the keys per call.
+        """
+        if self._layout is None or self._layout[0] is not split:
+            self._layout = (split, _batch_layout(split, min(self._batch_size, split.num_examples)))
+        key = jax.random.fold_in(rng, EVAL_STREAM)
+        return [(images, labels, key if first == 0 else jax.random.fold_in(key, first))
+                for images, labels, first in self._layout[1]]
 
     def __call__(self, params, split: Split, rng, step) -> dict[str, np.ndarray]:
         totals, count = None, 0
-        for images, labels, part_key in self._parts(split.images, split.labels, rng):
+        for images, labels, part_key in self._parts(split, rng):
             metrics = jax.device_get(self._evaluate_batches(params, images, labels, part_key, step))
             weight = images.shape[1]
             summed = {k: np.sum(v, axis=0) * weight for k, v in metrics.items()}
@@ -118,8 +116,22 @@ class Evaluate:
         return {k: v / count for k, v in totals.items()}
 
     def compile(self, params, split: Split, rng, step) -> None:
-        for images, labels, part_key in self._parts(split.images, split.labels, rng):
+        for images, labels, part_key in self._parts(split, rng):
             self._evaluate_batches.lower(params, images, labels, part_key, step).compile()
+
+
+def _batch_layout(split: Split, size: int) -> list[tuple]:
+    """(images, labels, index of the first batch) of the full batches and of the remainder, where `split` lives."""
+    images, labels = np.asarray(split.images), np.asarray(split.labels)
+    sharding = getattr(split.images, "sharding", None)
+    place = (lambda x: jax.device_put(x, sharding)) if sharding is not None else (lambda x: x)
+    num_full = len(images) // size
+    full = num_full * size
+    parts = [(place(images[:full].reshape(num_full, size, *images.shape[1:])),
+              place(labels[:full].reshape(num_full, size)), 0)]
+    if full < len(images):
+        parts.append((place(images[None, full:]), place(labels[None, full:]), num_full))
+    return parts
 
 
 def make_evaluate(eval_loss_fn, config) -> Evaluate:
