@@ -57,7 +57,7 @@ def test_every_program_of_a_run_compiles_once(tmp_path):
 
 def test_the_first_progress_line_has_no_speed_until_one_is_measured(caplog):
     progress = Progress(20, 0, 32, log_every_seconds=0)
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger="absl"):  # whatever verbosity an earlier test left
         progress.start(5)
         progress.update(5, "loss 50.23")
         time.sleep(0.01)
