@@ -189,7 +189,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             writer.write(step, {**_scalars(merged, "train"), **rates})
             train_metrics = []
         if step % config.eval_every_steps == 0 or done:
-            compiling = [future.result() for future in compiling] and []  # ready, or raises what went wrong
+            for future in compiling:  # compiled ahead: ready, or what went wrong is raised here
+                future.result()
+            compiling = []
             local = parallel.local_copy(state, eval_device)
             eval_metrics = evaluate(local.params, test_data, local.rng, local.step)
             writer.write(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
