@@ -11,12 +11,15 @@ machine's load touches all three alike), each timed by its wall clock:
   dataset is prepared already, by the priming run).
 
 Minima over the rounds (the least disturbed figure on a shared machine) and their
-ratios to the floor are printed; targets: warm ≤ 3×, cold ≤ 6×. The last warm run's
-own breakdown (its ``time:`` log line) shows where its time went.
+ratios to the floor are printed, of wall time (the targets: warm ≤ 3×, cold ≤ 6×) and
+of CPU time (user + system of the process and its threads: steadier when other jobs
+share the cores). The last warm run's own breakdown (its ``time:`` log line) shows
+where its time went.
 """
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -26,10 +29,16 @@ FLOOR = [sys.executable, "-c", "import jax; jax.numpy.ones(1)"]
 TARGETS = {"warm": 3.0, "cold": 6.0}
 
 
-def _run(command: list[str], env: dict[str, str], cwd: str) -> tuple[float, str]:
-    start = time.perf_counter()
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _run(command: list[str], env: dict[str, str], cwd: str) -> tuple[tuple[float, float], str]:
+    """((wall seconds, CPU seconds), its log) of one whole process."""
+    start, cpu = time.perf_counter(), _cpu_seconds()
     result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
+    seconds = (time.perf_counter() - start, _cpu_seconds() - cpu)
     if result.returncode:
         raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}): {result.stderr[-2000:]}")
     return seconds, result.stderr
@@ -41,14 +50,14 @@ def _time_line(log: str) -> str:
 
 
 def run(config: str, repeats: int, repo: str, say=print) -> dict:
-    """{"seconds": {name: [wall seconds per round]}, "commands": {...}, "breakdown": str}."""
+    """{"seconds": {name: [(wall, CPU) seconds per round]}, "commands": {...}, "breakdown": str}."""
     with tempfile.TemporaryDirectory(prefix="aejax-startup-") as tmp:
         env = dict(os.environ)
         env.pop("AEJAX_COMPILATION_CACHE", None)
         smoke = [sys.executable, "-m", "aejax.main", f"--config={config}"]
         warm_cache = os.path.join(tmp, "warm-cache")
         _run([*smoke, f"--workdir={tmp}/prime"], {**env, "AEJAX_COMPILATION_CACHE": warm_cache}, repo)
-        seconds: dict[str, list[float]] = {"jax": [], "warm": [], "cold": []}
+        seconds: dict[str, list[tuple[float, float]]] = {"jax": [], "warm": [], "cold": []}
         breakdown = ""
         for i in range(repeats):
             seconds["jax"].append(_run(FLOOR, env, repo)[0])
@@ -59,7 +68,7 @@ def run(config: str, repeats: int, repo: str, say=print) -> dict:
             cold_cache = os.path.join(tmp, f"cold-cache{i}")
             seconds["cold"].append(_run([*smoke, f"--workdir={tmp}/cold{i}"],
                                         {**env, "AEJAX_COMPILATION_CACHE": cold_cache}, repo)[0])
-            say(f"  startup round {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in seconds.items()))
+            say(f"  startup round {i + 1}: " + ", ".join(f"{k} {v[-1][0]:.2f}s" for k, v in seconds.items()))
     commands = {"jax": 'python -c "import jax; jax.numpy.ones(1)"',
                 "warm": f"python -m aejax.main --config={config} (compilation cache filled, fresh workdir)",
                 "cold": f"python -m aejax.main --config={config} (empty compilation cache, fresh workdir)"}
@@ -68,12 +77,13 @@ def run(config: str, repeats: int, repo: str, say=print) -> dict:
 
 def report(result: dict) -> list[str]:
     seconds = result["seconds"]
-    floor = min(seconds["jax"])
-    rounds = len(seconds["jax"])
-    lines = [f"Start-up: whole processes, {rounds} rounds alternating; minimum wall seconds and ratio to JAX's start"]
+    best = {name: [min(run[k] for run in runs) for k in (0, 1)] for name, runs in seconds.items()}
+    lines = [f"Start-up: whole processes, {len(seconds['jax'])} rounds alternating; minima of wall and CPU "
+             "seconds, and their ratios to JAX's start"]
     for name, command in result["commands"].items():
-        best = min(seconds[name])
-        ratio = "" if name == "jax" else f"{best / floor:6.2f}× JAX   (target ≤ {TARGETS[name]:.0f}×)"
-        lines.append(f"  {command:100s}{best:7.2f}s  {ratio}")
+        (wall, cpu), (floor_wall, floor_cpu) = best[name], best["jax"]
+        ratio = "" if name == "jax" else (f"{wall / floor_wall:6.2f}× JAX (target ≤ {TARGETS[name]:.0f}×); "
+                                           f"CPU {cpu / floor_cpu:5.2f}×")
+        lines.append(f"  {command:100s}{wall:7.2f}s wall {cpu:6.2f}s CPU  {ratio}")
     lines.append(f"  warm run's breakdown: {result['breakdown']}")
     return lines + [""]
