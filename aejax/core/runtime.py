@@ -17,9 +17,13 @@ Applied once when aejax is imported (`aejax/__init__.py`), before any JAX backen
   `cpu_tuning`'s flag; its threefry lowering changes the program itself). The
   directory adds what the key lacks: the host CPU (XLA:CPU compiles for the
   features of the machine it runs on, and a home directory may be shared by
-  machines of several kinds). ``AEJAX_COMPILATION_CACHE=DIR`` chooses another
-  root, ``AEJAX_COMPILATION_CACHE=off`` turns it off, and a cache the user set
-  for JAX (``JAX_COMPILATION_CACHE_DIR``) is left as it is.
+  machines of several kinds). Entries are written under a temporary name and
+  renamed (`AtomicFileCache`): sweep jobs starting the same program together never
+  read half an entry, and a process killed while writing leaves none (JAX's own
+  file cache writes in place; a truncated entry would warn and recompile on every
+  run after). ``AEJAX_COMPILATION_CACHE=DIR`` chooses another root,
+  ``AEJAX_COMPILATION_CACHE=off`` turns it off, and a cache the user set for JAX
+  (``JAX_COMPILATION_CACHE_DIR``) is left as it is.
 * `cpu_tuning`: two speed settings for XLA:CPU (same numbers).
 """
 from __future__ import annotations
@@ -31,6 +35,7 @@ import logging
 import os
 import pkgutil
 import platform
+import tempfile
 from pathlib import Path
 
 from aejax.core import cpu_tuning
@@ -95,6 +100,48 @@ def compilation_cache_dir() -> Path | None:
     return Path(chosen).expanduser() / host_key()
 
 
+class AtomicFileCache:
+    """JAX's file cache layout (``<key>-cache`` files), each written whole: a temporary file, then a rename."""
+
+    def __init__(self, path: Path):
+        self._path = Path(path)
+        self._path.mkdir(parents=True, exist_ok=True)
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            return (self._path / f"{key}-cache").read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def put(self, key: str, value: bytes) -> None:
+        target = self._path / f"{key}-cache"
+        if target.exists():
+            return
+        handle = tempfile.NamedTemporaryFile(dir=self._path, prefix=f".{key}-", delete=False)
+        try:
+            with handle:
+                handle.write(value)
+            os.replace(handle.name, target)
+        finally:
+            if os.path.exists(handle.name):  # the write failed (a full disk): no entry
+                os.unlink(handle.name)
+
+
+def _install(directory: Path) -> bool:
+    """Makes an `AtomicFileCache` JAX's persistent cache; False if JAX's internals moved (its own cache stays)."""
+    try:
+        from jax._src import compilation_cache
+        with compilation_cache._cache_initialized_mutex:  # noqa: SLF001
+            if compilation_cache._cache_initialized:  # noqa: SLF001
+                return False
+            compilation_cache._cache = AtomicFileCache(directory)  # noqa: SLF001
+            compilation_cache._cache_initialized = True  # noqa: SLF001
+        return True
+    except (ImportError, AttributeError) as error:
+        logging.getLogger(__name__).debug("JAX's own file cache: %s", error)
+        return False
+
+
 def enable_compilation_cache() -> Path | None:
     """Turns on JAX's persistent compilation cache in `compilation_cache_dir` (every program, however small)."""
     import jax
@@ -106,6 +153,7 @@ def enable_compilation_cache() -> Path | None:
     jax.config.update("jax_compilation_cache_dir", os.fspath(directory))
     # A small run compiles dozens of programs of well under a second each: keep them all.
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    _install(directory)
     return directory
 
 

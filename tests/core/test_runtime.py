@@ -102,3 +102,45 @@ def test_a_second_process_loads_what_the_first_compiled_and_other_cpu_tuning_nev
     # Without aejax's threefry lowering the program differs: compiled afresh (same bits).
     plain = run("plain")
     assert plain["hits"] == 0 and plain["value"] == first["value"]
+
+
+def test_cache_entries_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    cache = runtime.AtomicFileCache(tmp_path)
+    cache.put("k", b"first")
+    cache.put("k", b"second")  # an entry is never rewritten (same key: same program)
+    assert cache.get("k") == b"first" and cache.get("missing") is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k-cache"]
+
+    class FullDisk:
+        def __init__(self, *args, **kwargs):
+            self.name = str(tmp_path / ".j-partial")
+            open(self.name, "wb").write(b"half")
+
+        def write(self, data):
+            raise OSError(28, "No space left on device")
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(runtime.tempfile, "NamedTemporaryFile", FullDisk)
+    try:
+        cache.put("j", b"whole")
+    except OSError:
+        pass  # JAX turns a failed write into a warning; what matters is what is left on disk
+    assert cache.get("j") is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k-cache"]
+
+
+def test_aejax_installs_its_cache_and_jax_reads_and_writes_through_it(tmp_path):
+    script = ("import aejax, jax\n"
+              "from jax._src import compilation_cache\n"
+              "print(type(compilation_cache._cache).__name__)\n"
+              "jax.jit(lambda x: x * 2)(jax.numpy.ones(3)).block_until_ready()\n")
+    result = _python(script, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["AtomicFileCache"]
+    entries = list((tmp_path / "cache" / runtime.host_key()).iterdir())
+    assert entries and all(p.name.endswith("-cache") and not p.name.startswith(".") for p in entries)
