@@ -144,3 +144,4 @@ def test_aejax_installs_its_cache_and_jax_reads_and_writes_through_it(tmp_path):
     assert result.stdout.split() == ["AtomicFileCache"]
     entries = list((tmp_path / "cache" / runtime.host_key()).iterdir())
     assert entries and all(p.name.endswith("-cache") and not p.name.startswith(".") for p in entries)
+
