@@ -60,8 +60,7 @@ def accelerator_plugins() -> list[str]:
 
 class _DropTpuProbe(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(_TPU_PROBE_MESSAGE) and \
-            not record.getMessage().startswith(_TPU_PROBE_MESSAGE)
+        return not record.getMessage().startswith(_TPU_PROBE_MESSAGE)
 
 
 def choose_platform() -> str | None:

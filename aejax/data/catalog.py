@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 from absl import logging
 
+from aejax.core.errors import UserError
 from aejax.core.options import Option, text
 from aejax.data.specs import SPECS
 
@@ -163,7 +164,8 @@ def open_source(root: Path, name: str, split: str):
 def _one_line_preparation(root: Path, name: str, tfds_name: str) -> Iterator[None]:
     """One aejax log line instead of tfds's bold console text, progress bars and log lines while preparing.
 
-    What tfds printed is shown only if preparing fails.
+    What tfds printed is shown only if preparing fails with a bug (not with a `UserError`,
+    such as missing raw files, whose message says it all).
     """
     if any((root / tfds_name).glob("**/dataset_info.json")):  # prepared: tfds only reads
         yield
@@ -176,6 +178,8 @@ def _one_line_preparation(root: Path, name: str, tfds_name: str) -> Iterator[Non
     try:
         with contextlib.redirect_stdout(printed):
             yield
+    except UserError:
+        raise
     except BaseException:
         sys.stderr.write(printed.getvalue())
         raise
