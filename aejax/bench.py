@@ -1,6 +1,6 @@
 """Speed of the trainer against PyTorch and against the machine's matmul throughput.
 
-    python -m aejax.bench [--epochs=3] [--sections=vae,loop,torch,matmul,profile,models,batch]
+    python -m aejax.bench [--epochs=3] [--sections=vae,loop,torch,matmul,profile,models,batch,startup]
                           [--models=ae,contractive,adversarial] [--batch_sizes=32,...,1024]
                           [--dtype=float32|bf16] [--clock=wall|process]
 
@@ -29,6 +29,8 @@ _EXAMPLES = flags.DEFINE_integer("examples", 12_800, "Examples per timed call in
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed calls (after one warm-up) per measurement.")
 _TORCH_THREADS = flags.DEFINE_integer("torch_threads", 0, "torch.set_num_threads; 0 = the core count.")
 _DATASET = flags.DEFINE_string("dataset", "fashion_mnist", "Dataset (its train and test splits).")
+_STARTUP = flags.DEFINE_string("startup_config", BenchOptions.startup_config,
+                               "Config of the startup section's smoke runs (its rounds: --repeats).")
 _CLOCK = flags.DEFINE_enum(
     "clock", "wall", ["wall", "process"],
     "What throughput is timed with: wall time, or this process's CPU time (steadier on a machine "
@@ -47,7 +49,7 @@ def main(argv):
         sections=tuple(_SECTIONS.value), epochs=_EPOCHS.value, models=tuple(_MODELS.value),
         batch_sizes=tuple(int(b) for b in _BATCH_SIZES.value), dtype=_DTYPE.value, steps=_STEPS.value,
         examples=_EXAMPLES.value, repeats=_REPEATS.value, torch_threads=_TORCH_THREADS.value,
-        dataset=_DATASET.value, clock=_CLOCK.value)
+        dataset=_DATASET.value, clock=_CLOCK.value, startup_config=_STARTUP.value)
     device = jax.devices()[0]
     header = (f"aejax bench: JAX {jax.__version__}, backend {jax.default_backend()}, device "
               f"{getattr(device, 'device_kind', device.platform)} ×{jax.device_count()}, "

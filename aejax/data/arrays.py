@@ -20,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from aejax.data.catalog import BUILDERS, cache_dir, eval_split_of, eval_subset_indices, exclusive, open_source
+from aejax.core.errors import ConfigError
+from aejax.data.catalog import cache_dir, eval_split_of, eval_subset_indices, exclusive, open_source
+from aejax.data.specs import SPECS
 
 _ARRAY_KEYS = ("image", "label", "factors", "factor_values")  # what load_split returns, when present
 _READ_CHUNK = 8192  # examples decoded per data-source call (bounds temporary memory)
@@ -30,14 +32,31 @@ _ARRAYS_FORMAT = 1  # bump when the array cache layout changes
 
 def load_split(name: str, split: str, *, data_dir: str | None = None,
                indices: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """All examples of one split as numpy arrays: 'image' uint8 [N,H,W,C], 'label' int32 [N], plus 'factors' int64 [N,5] and 'factor_values' float32 [N,5] for dSprites.
+    """All examples of one split of a dataset, as numpy arrays in the dataset's fixed order.
 
-    Prepares the dataset first if the cache does not have it yet. ``split`` may use
-    tfds slicing (``"train[:10%]"``). ``indices`` (sorted) keeps only those examples
-    of the split.
+    Returns a dict:
+
+    * ``"image"``: uint8 ``[N, H, W, C]``, 0..255 (what ``aejax.load(...).encode`` takes);
+    * ``"label"``: int32 ``[N]``, the class of each image; its names are
+      ``aejax.data.dataset_info(name).class_names`` (Fashion-MNIST: "T-shirt/top", ...);
+    * dSprites only: ``"factors"`` int64 ``[N, 5]`` (indices into the factor grid) and
+      ``"factor_values"`` float32 ``[N, 5]``.
+
+    ``name`` is one of ``KNOWN_DATASETS`` (or a tfds catalog name); ``split`` is one of
+    ``dataset_info(name).splits`` ("train", "test"), and may use tfds slicing
+    (``"train[:10%]"``). ``indices`` (sorted) keeps only those examples of the split.
+    The first use prepares the dataset (once, under a lock); later loads read a
+    ``.npy`` cache in well under a second, without importing tfds.
+
+    >>> test = load_split("fashion_mnist", "test")
+    >>> test["image"].shape, test["label"][:3]
+    ((10000, 28, 28, 1), array([9, 2, 1], dtype=int32))
     """
+    if name in SPECS and split.split("[")[0] not in dict(SPECS[name].splits):
+        raise ConfigError(f"{name} has no split {split!r}; its splits are "
+                          f"{', '.join(dict(SPECS[name].splits))}")
     root = cache_dir(data_dir)
-    if name in BUILDERS and re.fullmatch(r"\w+", split):
+    if name in SPECS and re.fullmatch(r"\w+", split):
         arrays = _cached_arrays(root, name, split, indices)
     else:
         arrays = _read_all(open_source(root, name, split), indices)
@@ -56,22 +75,22 @@ def load_eval_split(name: str, *, data_dir: str | None = None) -> dict[str, np.n
     split, subset = eval_split_of(name)
     if not subset:
         return load_split(name, split, data_dir=data_dir)
-    size = dict(BUILDERS[name].SPLITS)[split]
+    size = dict(SPECS[name].splits)[split]
     return load_split(name, split, data_dir=data_dir, indices=eval_subset_indices(size, subset))
 
 
 # ---------------------------------------------------------------------------- array cache
 
 def _arrays_dir(root: Path, name: str, split: str) -> Path:
-    builder = BUILDERS[name]
-    return root / builder.name / str(builder.VERSION) / _ARRAYS_DIR / split
+    spec = SPECS[name]
+    return root / spec.tfds_name / spec.version / _ARRAYS_DIR / split
 
 
 def _cached_arrays(root: Path, name: str, split: str, indices: np.ndarray | None) -> dict[str, np.ndarray]:
     """A whole split of an aejax dataset from its .npy cache, written first if missing."""
     directory = _arrays_dir(root, name, split)
     if not (directory / "meta.json").is_file():
-        with exclusive(root, f"{BUILDERS[name].name}-{_ARRAYS_DIR}"):
+        with exclusive(root, f"{SPECS[name].tfds_name}-{_ARRAYS_DIR}"):
             if not (directory / "meta.json").is_file():
                 arrays = _read_all(open_source(root, name, split))
                 _write_arrays(directory, arrays)

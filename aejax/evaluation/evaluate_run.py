@@ -23,12 +23,11 @@ import dataclasses
 import json
 import math
 import os
-import time
 from typing import Any
 
 import numpy as np
-from absl import logging
 
+from aejax.core import timing
 from aejax.core.batching import map_batches
 from aejax.data.catalog import dataset_info
 from aejax.evaluation import clustering, factor_scores
@@ -131,11 +130,10 @@ def probe_metrics(trained, train: EvalData, test: EvalData, codes: np.ndarray,
 
 @contextlib.contextmanager
 def _timed(seconds: dict, name: str):
-    logging.info("evaluate: %s ...", name)
-    start = time.perf_counter()
-    yield
-    seconds[name] = round(time.perf_counter() - start, 2)
-    logging.info("evaluate: %s done in %.1fs", name, seconds[name])
+    """A progress line at the start and end of the step (and every 15 s between); its time into `seconds`."""
+    with timing.stage(f"evaluate: {name}") as elapsed:
+        yield
+    seconds[name] = round(elapsed.seconds, 2)
 
 
 def evaluate_run(workdir: str, step: int | None = None,

@@ -13,6 +13,7 @@ import math
 import os
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import jax
@@ -21,7 +22,7 @@ import numpy as np
 from absl import logging
 
 from aejax import objectives
-from aejax.core import parallel
+from aejax.core import parallel, timing
 from aejax.core.errors import ConfigError, NonFiniteLossError
 from aejax.data import batches, placement, splits
 from aejax.figures import grids
@@ -75,6 +76,23 @@ def _check_batch_divides(config, mesh) -> None:
                           "another batch size)")
 
 
+def _compile_ahead(evaluate, trained, state, test_data, eval_device) -> list:
+    """Compiles evaluation (and the figures' programs) in a background thread, while the first chunks train.
+
+    XLA compiles without holding Python's lock, so on a machine with a core to
+    spare the first evaluation no longer waits for its compile.
+    """
+    local = parallel.local_copy(state, eval_device)
+    ahead = ThreadPoolExecutor(1, thread_name_prefix="aejax-compile-ahead")
+    compiling = [ahead.submit(evaluate.compile, local.params, test_data, local.rng, local.step)]
+    if trained is not None:
+        trained.params = local.params  # the figures draw from a copy on the eval device, as here
+        key = jax.random.fold_in(local.rng, EVAL_STREAM)
+        compiling.append(ahead.submit(trained.compile_figures, trained.config.num_figure_images, key))
+    ahead.shutdown(wait=False)
+    return compiling
+
+
 class _NoWriter:
     """What processes other than 0 write: nothing."""
 
@@ -88,6 +106,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     Runs data-parallel over `config.num_devices` devices (0 = every device of
     every process); only process 0 writes metrics, figures and config.json.
     """
+    clock = timing.Breakdown()  # start-up, data, init, ...: one line at the end of the log
     config = validate(config)
     main_process = parallel.is_main_process()
     if main_process:
@@ -111,6 +130,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                  "(%s); %d devices in %d processes", config.dataset, train_split.num_examples,
                  test_split.num_examples, train_split.image_shape, total_steps, config.batch_size,
                  where, config.data_placement, mesh.size, jax.process_count())
+    clock.lap("data")
 
     # ---- model, optimiser, state (restored if the workdir has a checkpoint).
     model = variant.build_model(config, config.image_shape)
@@ -126,6 +146,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     writer.truncate_after(int(parallel.local_copy(state.step)))
     num_params = sum(x.size for x in jax.tree_util.tree_leaves(state.params))
     logging.info("model %r: %d parameters", config.model, num_params)
+    clock.lap("init")
 
     # ---- compiled functions.
     step = int(parallel.local_copy(state.step))
@@ -134,6 +155,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     train_step = make_train_step(make_update(variant, model, config, optimizer, total_steps))
     feed = FEEDS[where](train_step, config, train_split, mesh, state, schedule)
     evaluate = make_evaluate((variant.make_eval_loss or variant.make_loss)(model, config), config)
+    trained = TrainedModel(config, state.params, step) if main_process else None  # figures; params set per eval
+    compiling = _compile_ahead(evaluate, trained, state, test_data, eval_device) if schedule else []
 
     # ---- loop.
     progress = Progress(total_steps, step, config.batch_size)
@@ -144,6 +167,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         chunk_start = time.perf_counter()
         state, metrics = feed(state, first_step, num_steps)
         metrics = jax.device_get(parallel.local_copy(metrics))
+        clock.lap("train" if first_step_time is not None else "first chunk")
         if first_step_time is not None:  # steady state: compile excluded
             train_seconds += time.perf_counter() - chunk_start
             timed_steps += num_steps
@@ -165,20 +189,28 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             writer.write(step, {**_scalars(merged, "train"), **rates})
             train_metrics = []
         if step % config.eval_every_steps == 0 or done:
+            for future in compiling:  # compiled ahead: ready, or what went wrong is raised here
+                future.result()
+            compiling = []
             local = parallel.local_copy(state, eval_device)
             eval_metrics = evaluate(local.params, test_data, local.rng, local.step)
             writer.write(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
+            clock.lap("eval")
             if main_process:
-                trained = TrainedModel(config, local.params, step)
-                save_figures(workdir, step, trained, test_data.images,
+                trained.params, trained.step = local.params, step
+                save_figures(workdir, step, trained, test_split.images,
                              jax.random.fold_in(local.rng, EVAL_STREAM), writer)
+                clock.lap("figures")
             logging.info("step %d eval: %s", step, ", ".join(
                 f"{k} {float(v):.3f}" for k, v in eval_metrics.items() if np.ndim(v) == 0))
         if step % config.checkpoint_every_steps == 0 or done:
             checkpointer.save(step, state, config.to_dict())
+            clock.lap("checkpoint")
     progress.close()
     checkpointer.close()
+    clock.lap("checkpoint")
     writer.close()
     elapsed = time.perf_counter() - start
     logging.info("finished %d steps in %s", total_steps, format_seconds(elapsed))
+    logging.info("time: %s", clock.summary())
     return {k: np.asarray(v) for k, v in eval_metrics.items()}

@@ -53,10 +53,16 @@ class TrainedModel:
             encoded = encode(params, x)
             return encoded[0] if variant.probabilistic_encoder else encoded
 
+        def sample(params, key, n):
+            if variant.sample_prior is not None:
+                return decode(params, variant.sample_prior(config, key, n))
+            return decode(params, jax.random.normal(key, (n, config.latent_dim)))
+
         self._encode = jax.jit(encode)
         self._decode = jax.jit(decode)
         self._code = jax.jit(code)
         self._reconstruct = jax.jit(lambda params, x: decode(params, code(params, x)))
+        self._sample = jax.jit(sample, static_argnums=2)
 
     @property
     def latent_dim(self) -> int:
@@ -79,9 +85,18 @@ class TrainedModel:
         if not self.variant.generative:
             raise ValueError(f"model {self.config.model!r} has no prior to sample from; "
                              "sample() is for the generative (VAE-family) variants")
-        if self.variant.sample_prior is not None:
-            return self.decode(self.variant.sample_prior(self.config, key, n))
-        return self.decode(jax.random.normal(key, (n, self.latent_dim)))
+        return self._sample(self.params, key, int(n))
+
+    def compile_figures(self, num_images: int, key: jax.Array) -> None:
+        """Compiles reconstruct (of float [0, 1] images) and sample for `num_images`, without running them.
+
+        The training loop calls it from a background thread, so its figures are
+        ready when first drawn.
+        """
+        images = jax.ShapeDtypeStruct((num_images, *self.image_shape), jnp.float32)
+        self._reconstruct.lower(self.params, images).compile()
+        if self.variant.generative:
+            self._sample.lower(self.params, key, num_images).compile()
 
 
 def load(workdir: str, step: int | None = None) -> TrainedModel:

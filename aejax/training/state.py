@@ -35,13 +35,20 @@ def variant_optimizer(variant, config: ml_collections.ConfigDict, total_steps: i
 
 
 def create_train_state(config, variant, model, optimizer, key) -> TrainState:
-    """Initial params from `init_key`; the remaining key drives every step."""
-    init_key, rng = jax.random.split(key)
-    sample = jnp.zeros((2, *config.image_shape), jnp.float32)
-    params_key, dummy_key = jax.random.split(init_key)
-    params = model.init(params_key, *variant.init_inputs(config, sample, dummy_key))
-    return TrainState(step=jnp.asarray(0, jnp.int32), params=params,
-                      opt_state=optimizer.init(params), rng=rng)
+    """Initial params from `init_key`; the remaining key drives every step.
+
+    One compiled call: run op by op, the initialisers compile dozens of tiny
+    programs (most of a small run's start-up). The same bits either way.
+    """
+    def init(key):
+        init_key, rng = jax.random.split(key)
+        sample = jnp.zeros((2, *config.image_shape), jnp.float32)
+        params_key, dummy_key = jax.random.split(init_key)
+        params = model.init(params_key, *variant.init_inputs(config, sample, dummy_key))
+        return TrainState(step=jnp.asarray(0, jnp.int32), params=params,
+                          opt_state=optimizer.init(params), rng=rng)
+
+    return jax.jit(init)(key)
 
 
 def abstract_train_state(config: ml_collections.ConfigDict) -> TrainState:

@@ -71,42 +71,74 @@ def permutation_key(rng):
     return jax.random.fold_in(rng, PERMUTATION_STREAM)
 
 
-def make_evaluate(eval_loss_fn, config):
-    """(params, split, rng, step) → metrics averaged over every test example.
+class Evaluate:
+    """(params, split, rng, step) → metrics averaged over every example of `split` (see `make_evaluate`).
 
-    Full batches run as one scan; a remainder batch (if any) runs as a second
-    compiled shape. Noise (dynamic binarisation, z samples) uses a key that
-    depends only on the batch index, so evals at different steps compare.
+    `compile(params, split, rng, step)` compiles the programs a call with such
+    arguments runs, without running them: called from a background thread at the
+    start of training, evaluation is ready when it is first needed.
     """
-    binarize = config.binarize
 
-    @jax.jit
-    def evaluate_batches(params, images, labels, key, step):
-        def body(_, inputs):
-            batch_images, batch_labels, index = inputs
-            data_key, loss_key = jax.random.split(jax.random.fold_in(key, index))
-            batch = {"image": batches.preprocess(batch_images, data_key, binarize),
-                     "label": batch_labels}
-            return None, eval_loss_fn(params, batch, loss_key, step)[1]
-        return jax.lax.scan(body, None, (images, labels, jnp.arange(images.shape[0])))[1]
+    def __init__(self, eval_loss_fn, config):
+        binarize, batch_size = config.binarize, config.eval_batch_size
 
-    def evaluate(params, split: Split, rng, step) -> dict[str, np.ndarray]:
+        @jax.jit
+        def evaluate_batches(params, images, labels, key, step):
+            def body(_, inputs):
+                batch_images, batch_labels, index = inputs
+                data_key, loss_key = jax.random.split(jax.random.fold_in(key, index))
+                batch = {"image": batches.preprocess(batch_images, data_key, binarize),
+                         "label": batch_labels}
+                return None, eval_loss_fn(params, batch, loss_key, step)[1]
+            return jax.lax.scan(body, None, (images, labels, jnp.arange(images.shape[0])))[1]
+
+        self._evaluate_batches, self._batch_size, self._layout = evaluate_batches, batch_size, None
+
+    def _parts(self, split: Split, rng) -> list[tuple]:
+        """[(images [batches, batch, ...], labels, key)]: the full batches, then the remainder if any.
+
+        The layout is cut on the host once per split (no compiled slicing); the keys per call.
+        """
+        if self._layout is None or self._layout[0] is not split:
+            self._layout = (split, _batch_layout(split, min(self._batch_size, split.num_examples)))
         key = jax.random.fold_in(rng, EVAL_STREAM)
-        batch_size = min(config.eval_batch_size, split.num_examples)
-        num_full = split.num_examples // batch_size
-        full = num_full * batch_size
-        parts = [(split.images[:full].reshape(num_full, batch_size, *split.image_shape),
-                  split.labels[:full].reshape(num_full, batch_size), key)]
-        if full < split.num_examples:
-            parts.append((split.images[None, full:], split.labels[None, full:],
-                          jax.random.fold_in(key, num_full)))
+        return [(images, labels, key if first == 0 else jax.random.fold_in(key, first))
+                for images, labels, first in self._layout[1]]
+
+    def __call__(self, params, split: Split, rng, step) -> dict[str, np.ndarray]:
         totals, count = None, 0
-        for images, labels, part_key in parts:
-            metrics = jax.device_get(evaluate_batches(params, images, labels, part_key, step))
+        for images, labels, part_key in self._parts(split, rng):
+            metrics = jax.device_get(self._evaluate_batches(params, images, labels, part_key, step))
             weight = images.shape[1]
             summed = {k: np.sum(v, axis=0) * weight for k, v in metrics.items()}
             totals = summed if totals is None else {k: totals[k] + summed[k] for k in totals}
             count += weight * images.shape[0]
         return {k: v / count for k, v in totals.items()}
 
-    return evaluate
+    def compile(self, params, split: Split, rng, step) -> None:
+        for images, labels, part_key in self._parts(split, rng):
+            self._evaluate_batches.lower(params, images, labels, part_key, step).compile()
+
+
+def _batch_layout(split: Split, size: int) -> list[tuple]:
+    """(images, labels, index of the first batch) of the full batches and of the remainder, where `split` lives."""
+    images, labels = np.asarray(split.images), np.asarray(split.labels)
+    sharding = getattr(split.images, "sharding", None)
+    place = (lambda x: jax.device_put(x, sharding)) if sharding is not None else (lambda x: x)
+    num_full = len(images) // size
+    full = num_full * size
+    parts = [(place(images[:full].reshape(num_full, size, *images.shape[1:])),
+              place(labels[:full].reshape(num_full, size)), 0)]
+    if full < len(images):
+        parts.append((place(images[None, full:]), place(labels[None, full:]), num_full))
+    return parts
+
+
+def make_evaluate(eval_loss_fn, config) -> Evaluate:
+    """(params, split, rng, step) → metrics averaged over every test example.
+
+    Full batches run as one scan; a remainder batch (if any) runs as a second
+    compiled shape. Noise (dynamic binarisation, z samples) uses a key that
+    depends only on the batch index, so evals at different steps compare.
+    """
+    return Evaluate(eval_loss_fn, config)

@@ -1,4 +1,4 @@
-"""Where metrics and images go: metrics.jsonl, TensorBoard events, PNG files."""
+"""Where metrics and images go: metrics.jsonl and TensorBoard events (`aejax.training.events`)."""
 from __future__ import annotations
 
 import json
@@ -6,6 +6,8 @@ import os
 from typing import Any, Mapping
 
 import numpy as np
+
+from aejax.training.events import EventFile
 
 
 def _jsonable(value: Any) -> Any:
@@ -17,9 +19,8 @@ class MetricWriter:
     """Appends one JSON object per logged step and mirrors scalars to TensorBoard."""
 
     def __init__(self, workdir: str):
-        from tensorboardX import SummaryWriter  # No TensorFlow needed.
         self.path = os.path.join(workdir, "metrics.jsonl")
-        self._tensorboard = SummaryWriter(os.path.join(workdir, "tensorboard"))
+        self._tensorboard = EventFile(os.path.join(workdir, "tensorboard"))
 
     def truncate_after(self, step: int) -> None:
         """Drop records logged after `step` (a resumed run rewrites them)."""
@@ -36,16 +37,12 @@ class MetricWriter:
         record = {"step": int(step), **{k: _jsonable(v) for k, v in metrics.items()}}
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
-        for name, value in record.items():
-            if name != "step" and isinstance(value, float):
-                self._tensorboard.add_scalar(name, value, step)
+        self._tensorboard.scalars(step, {name: value for name, value in record.items()
+                                         if name != "step" and isinstance(value, float)})
 
     def write_images(self, step: int, images: Mapping[str, np.ndarray]) -> None:
-        for name, image in images.items():
-            self._tensorboard.add_image(name, image, step, dataformats="HWC")
-
-    def flush(self) -> None:
-        self._tensorboard.flush()
+        """uint8 [H, W, C] images."""
+        self._tensorboard.images(step, dict(images))
 
     def close(self) -> None:
         self._tensorboard.close()

@@ -79,6 +79,10 @@ def test_evaluate_vae_writes_every_metric(vae_run):
     metrics = report["metrics"]
     assert LIKELIHOOD_METRICS | COMMON_METRICS <= set(metrics)
     assert "log_px_iw" in result.stdout and "kmeans_codes_accuracy" in result.stdout
+    for stage in ("load data", "likelihood (K=64)", "PCA of the pixels (fit on train)", "k-means on codes",
+                  "N2D: UMAP of the codes, then k-means", "k-means on raw pixels", "linear probe"):
+        assert f"evaluate: {stage} ..." in result.stderr and f"evaluate: {stage} done in " in result.stderr, stage
+    assert "log p(x) with K=64: batch 4/4 (100%)" in result.stderr  # importance sampling's progress line
     assert report["num_examples"] == 359 and report["binarize"] == "dynamic"
     assert metrics["log_px_iw"] >= metrics["elbo"]
     assert metrics["bpd_iw"] == pytest.approx(-metrics["log_px_iw"] / (64 * math.log(2)))
@@ -100,13 +104,19 @@ def test_evaluate_vae_writes_every_metric(vae_run):
 
 @pytest.mark.slow
 def test_inspect_vae_writes_every_figure(vae_run):
-    command("aejax.inspect", vae_run, "--num_images=16", "--grid_size=4")
+    result = command("aejax.inspect", vae_run, "--num_images=16", "--grid_size=4")
+    for stage in ("encode 359 images", "PCA of 359 codes", "UMAP of 359 codes", "scatter plot latents_umap.png"):
+        assert f"inspect: {stage} ..." in result.stderr and f"inspect: {stage} done in " in result.stderr, stage
     out = os.path.join(vae_run, "inspect")
     expected = INSPECT_FILES | {"samples.png", "latents_pca.png", "latents_umap.png"}
     assert expected <= set(os.listdir(out))
     latents = np.load(os.path.join(out, "latents.npz"))
     assert latents["codes"].shape == (359, 4) and latents["labels"].shape == (359,)
     assert latents["logvar"].shape == (359, 4)
+    # The traversal rows' KL labels: mean KL(N(μ, σ²) ‖ N(0, 1)) per dim over the test images.
+    mu, logvar = latents["codes"].astype(np.float64), latents["logvar"].astype(np.float64)
+    kl = np.mean(0.5 * (mu ** 2 + np.exp(logvar) - logvar - 1), axis=0)
+    np.testing.assert_allclose(latents["kl_per_dim"], kl, rtol=1e-4, atol=1e-6)
     page = open(os.path.join(out, "index.html")).read()
     for name in expected - {"latents.npz", "index.html"}:
         assert f'src="{name}"' in page

@@ -8,7 +8,7 @@ import statistics
 import time
 from typing import Any, Callable
 
-SECTIONS = ("vae", "loop", "torch", "matmul", "profile", "models", "batch")
+SECTIONS = ("vae", "loop", "torch", "matmul", "profile", "models", "batch", "startup")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +26,7 @@ class BenchOptions:
     torch_threads: int = 0
     dataset: str = "fashion_mnist"
     clock: str = "wall"
+    startup_config: str = "experiments/beta_vae.py:smoke"
 
     def now(self) -> float:
         """The clock throughput is timed with: wall time, or this process's CPU time."""

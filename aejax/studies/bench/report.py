@@ -4,6 +4,7 @@ from __future__ import annotations
 import resource
 import statistics
 
+from aejax.studies.bench import startup
 from aejax.studies.bench.harness import BenchOptions
 
 
@@ -89,6 +90,8 @@ def report(results: dict, header: str, options: BenchOptions) -> str:
             lines.append(f"  batch {batch_size:<28d}{row_['examples_per_sec']:12,.0f} examples/s"
                          f"{row_['fraction_of_matmul_bound']:8.1%} of matmul bound")
         lines.append("")
+    if results.get("startup"):
+        lines += startup.report(results["startup"])
     return "\n".join(lines)
 
 
