@@ -159,7 +159,8 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
     # A learning rate this large overflows the parameters within a few steps.
     with pytest.raises(NonFiniteLossError, match=r"train/\w+ is (nan|inf|-inf) at step \d+"):
         train_and_evaluate(smoke(num_train_steps=40, learning_rate=1e30, eval_every_steps=10,
-                                       checkpoint_every_steps=10, likelihood="gaussian"), workdir)
+                                 checkpoint_every_steps=10, likelihood="gaussian"), workdir,
+                           allow_config_change="learning_rate,likelihood")
     assert checkpoint.Checkpointer(workdir, read_only=True).all_steps() == [10]
     assert_same_tree(before, params_of(workdir))
 
