@@ -23,6 +23,7 @@ from aejax.figures.latents import GRID_PROBABILITIES
 from aejax.figures.page import EvalTable, Figure, write_index_html
 from aejax.objectives.denoising import CORRUPTIONS
 from aejax.training.restore import load, load_config
+from aejax.training.workdir import check_writable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,8 +54,8 @@ def inspect_run(workdir: str, step: int | None = None,
                 options: InspectOptions = InspectOptions()) -> list[Figure]:
     """Every figure of the run, `latents.npz` and `index.html`, under workdir/inspect/."""
     out = os.path.join(workdir, "inspect")
-    os.makedirs(out, exist_ok=True)
     trained = load(workdir, step)
+    check_writable(out, what="the output folder")  # before the minutes of computing
     config = trained.config
     data = load_eval_data(config, evaluation_split(config), options.max_examples)
     encoded = encode_all(trained, data.x, 500)
