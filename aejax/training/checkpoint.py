@@ -107,6 +107,7 @@ class Checkpointer:
             enable_async_checkpointing=not read_only)
         self._manager = ocp.CheckpointManager(self.directory, options=options)
         self._saving: tuple[int, int] | None = None  # (step, bytes needed) of the save in flight
+        self._sizes: dict[int, int] = {}  # bytes on disk of finished checkpoints, by step
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
@@ -117,27 +118,53 @@ class Checkpointer:
     # ------------------------------------------------------------- save ----
 
     def bytes_needed(self, state: Any) -> int:
-        """About what the next checkpoint takes on disk: the size of the latest, else the arrays'
-        bytes plus orbax's per-array metadata."""
-        latest = self.latest_step()
-        if latest is not None and os.path.isdir(os.path.join(self.directory, str(latest))):
-            return _tree_size(os.path.join(self.directory, str(latest)))
+        """About what the next checkpoint takes on disk: the size of the latest finished one, else
+        the arrays' bytes plus orbax's per-array metadata."""
+        for step in reversed(self.all_steps()):
+            folder = os.path.join(self.directory, str(step))
+            if os.path.isdir(folder):
+                if step not in self._sizes:
+                    self._sizes[step] = _tree_size(folder)
+                return self._sizes[step]
         leaves = jax.tree_util.tree_leaves(state)
         return sum(x.nbytes for x in leaves) + 2048 * len(leaves) + 65536
+
+    def _check_space(self, step: int, state: Any, saving: bool) -> int:
+        """DiskFullError unless the next checkpoint fits (agreed over processes); the bytes needed."""
+        needed = self.bytes_needed(state)
+        free = shutil.disk_usage(self.directory).free
+        if parallel.max_over_processes(int(free < needed)):
+            latest = self.latest_step()
+            kept = f"latest: step {latest}" if latest is not None else "there are none yet"
+            what = (f"not saving the checkpoint at step {step} in {self.directory}: not enough free space"
+                    if saving else f"stopping after step {step}: the next checkpoint would not fit in "
+                    f"{self.directory}")
+            raise DiskFullError(f"{what} ({megabytes(free)} free, about {megabytes(needed)} needed); the "
+                                f"checkpoints {'before it ' if saving else ''}are intact ({kept}). Free some "
+                                "space (or lower config.keep_checkpoints, or move the workdir) and rerun the "
+                                "same command to resume")
+        return needed
+
+    def check(self, step: int, state: Any) -> None:
+        """After each chunk: stop now (one line) if a background save failed or the disk is nearly full."""
+        self.check_for_errors()
+        self._check_space(step, state, saving=False)
 
     def save(self, step: int, state: Any, config_dict: dict) -> None:
         """Start writing `state` as step `step` (in the background); DiskFullError if it cannot fit."""
         self.check_for_errors()
-        needed = self.bytes_needed(state)
-        free = shutil.disk_usage(self.directory).free
-        if parallel.max_over_processes(int(free < needed)):
-            raise DiskFullError(self._no_space(step, free, needed, started=False))
+        needed = self._check_space(step, state, saving=True)
         meta = {"config": config_dict, "shapes": shape_signature(state),
                 "checksums": integrity.array_checksums(state)}
         self._saving = (step, needed)
         self._manager.save(step, args=ocp.args.Composite(
             state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
         self._record_files()  # of the previous save, which orbax has finished by now
+
+    def latest_finished(self) -> int | None:
+        """The latest checkpoint once every save in flight has finished (or failed: DiskFullError)."""
+        self.wait()
+        return self.latest_step()
 
     def _record_files(self) -> None:
         """Write FILES into each finished step folder that has none yet (process 0)."""
@@ -174,14 +201,13 @@ class Checkpointer:
                 raise DamagedCheckpointError(f"{len(bad)} of its {len(files)} files are {what} "
                                              f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''})")
 
-    def _no_space(self, step: int, free: int, needed: int, started: bool) -> str:
+    def _no_space(self, step: int, needed: int) -> str:
         latest = [s for s in self.all_steps() if s != step]
-        kept = f"the checkpoints before it are intact (latest: step {latest[-1]})" if latest else \
-            "no earlier checkpoint exists"
-        return (f"{'saving' if started else 'not saving'} the checkpoint at step {step} in {self.directory}: "
-                f"{'no space left on device' if started else 'not enough free space'} "
-                f"({megabytes(free)} free, about {megabytes(needed)} needed); {kept}. Free some space "
-                "(or lower config.keep_checkpoints, or move the workdir) and rerun the same command to resume")
+        kept = f"latest: step {latest[-1]}" if latest else "there are none yet"
+        return (f"saving the checkpoint at step {step} in {self.directory}: no space left on device "
+                f"({megabytes(shutil.disk_usage(self.directory).free)} free, about {megabytes(needed)} "
+                f"needed); the checkpoints before it are intact ({kept}). Free some space (or lower "
+                "config.keep_checkpoints, or move the workdir) and rerun the same command to resume")
 
     def _failed(self, error: Exception) -> Exception:
         """The one-line error for a failed background save (the unfinished folder removed)."""
@@ -193,7 +219,7 @@ class Checkpointer:
                     shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
         self._manager.reload()
         if any(marker in text for marker in _NO_SPACE):
-            return DiskFullError(self._no_space(step, shutil.disk_usage(self.directory).free, needed, True))
+            return DiskFullError(self._no_space(step, needed))
         if isinstance(error, OSError) or "os_error_code" in text:
             return WorkdirError(f"saving the checkpoint at step {step} in {self.directory} failed: "
                                 f"{_first_line(error)}")

@@ -169,7 +169,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, allowed: frozenset[s
     train_metrics: list[dict[str, np.ndarray]] = []
     stop = 0
     with preemption.StopSignals() as signals, \
-            workdir_lib.disk_errors_in_one_line(workdir, checkpointer.latest_step):
+            workdir_lib.disk_errors_in_one_line(workdir, checkpointer.latest_finished):
         for first_step, num_steps in schedule:
             chunk_start = time.perf_counter()
             state, metrics = feed(state, first_step, num_steps)
@@ -178,8 +178,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str, allowed: frozenset[s
                 train_seconds += time.perf_counter() - chunk_start
                 timed_steps += num_steps
             _check_finite(metrics, step, checkpointer)
-            checkpointer.check_for_errors()  # a failed background save stops the run now
             step += num_steps
+            checkpointer.check(step, state)  # a failed background save, or a full disk, stops the run now
             if first_step_time is None:
                 first_step_time = time.perf_counter() - start
                 logging.info("first chunk of %d steps finished %.1fs after start (compile included)",

@@ -95,18 +95,23 @@ def remove_unfinished_checkpoints(checkpoint_dir: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def disk_errors_in_one_line(workdir: str, latest_step: Callable[[], int | None]) -> Iterator[None]:
-    """ENOSPC inside → DiskFullError naming the file, the free space and the latest checkpoint."""
+def disk_errors_in_one_line(workdir: str, latest_checkpoint: Callable[[], int | None]) -> Iterator[None]:
+    """ENOSPC inside → DiskFullError naming the file, the free space and the latest checkpoint.
+
+    `latest_checkpoint()` waits for saves in flight; if one of them failed too,
+    its own DiskFullError (which names the checkpoint) is the one raised.
+    """
     try:
         yield
     except OSError as error:
         if error.errno != errno.ENOSPC or isinstance(error, UserError):
             raise
+        latest = latest_checkpoint()
         free = shutil.disk_usage(workdir).free
         raise DiskFullError(
-            f"writing {error.filename or workdir} failed: no space left on device ({free / 2**20:.1f} MiB "
-            f"free); the checkpoints are intact (latest: step {latest_step()}). Free some space and rerun "
-            "the same command to resume") from None
+            f"writing {error.filename or 'into ' + workdir} failed: no space left on device "
+            f"({free / 2**20:.1f} MiB free); the checkpoints are intact (latest: step {latest}). Free some "
+            "space and rerun the same command to resume") from None
 
 
 # ------------------------------------------------------------------ lock ----
@@ -137,6 +142,23 @@ def _pid_running(pid: int) -> bool:
     return True
 
 
+def _in_use(workdir: str) -> WorkdirLockedError:
+    return WorkdirLockedError(
+        f"{workdir} is in use by {describe_holder(workdir)}; wait for that run to finish, stop it "
+        f"(kill {_holder(workdir).get('pid', '<pid>')}: it saves a checkpoint and exits), or use another --workdir")
+
+
+def _held_elsewhere(workdir: str) -> bool:
+    """Whether some process holds the workdir's lock (tried without taking it for long)."""
+    try:
+        with open(os.path.join(workdir, LOCK_FILE), "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(f, fcntl.LOCK_UN)
+    except OSError:
+        return True
+    return False
+
+
 class WorkdirLock:
     """An exclusive flock on workdir/run.lock, with the holder written into the file."""
 
@@ -154,10 +176,7 @@ class WorkdirLock:
             self._file.close()
             self._file = None
             if error.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise WorkdirLockedError(
-                    f"{self.workdir} is in use by {describe_holder(self.workdir)}; wait for that run to finish, "
-                    f"stop it (kill {_holder(self.workdir).get('pid', '<pid>')}: it saves a checkpoint and "
-                    "exits), or use another --workdir") from None
+                raise _in_use(self.workdir) from None
             logging.warning("cannot lock %s (%s): this filesystem has no file locks, so a second run in "
                             "the same workdir would not be stopped", self.path, error.strerror)
             return self
@@ -169,7 +188,7 @@ class WorkdirLock:
         self._file.truncate()
         self._file.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                                      "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-                                     "command": " ".join([os.path.basename(sys.executable), *sys.argv])}))
+                                     "command": " ".join([os.path.basename(sys.executable), *sys.orig_argv[1:]])}))
         self._file.flush()
         return self
 
@@ -201,9 +220,11 @@ def claim(workdir: str) -> Iterator[None]:
     if parallel.max_over_processes(int(problem is not None)):
         if lock is not None:
             lock.release()
-        raise problem or WorkdirLockedError(
-            f"{workdir}: another process of this job could not use it ({describe_holder(workdir)} "
-            "holds its lock, or it is not writable there); see the log of process 0")
+        parallel.sync_processes("aejax: workdir refused")  # process 0 has released its lock
+        if problem is None:  # another process of this job failed: say why if it is the lock
+            problem = _in_use(workdir) if _held_elsewhere(workdir) else WorkdirError(
+                f"{workdir}: another process of this job cannot use it; see the log of process 0")
+        raise problem
     try:
         yield
     finally:

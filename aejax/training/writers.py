@@ -23,7 +23,9 @@ class MetricWriter:
     def __init__(self, workdir: str):
         from tensorboardX import SummaryWriter  # No TensorFlow needed.
         self.path = os.path.join(workdir, "metrics.jsonl")
-        self._tensorboard = SummaryWriter(os.path.join(workdir, "tensorboard"))
+        # Its writer thread dies on a write error (a full disk); a long queue keeps the training loop
+        # from blocking on it until the loop's own checks stop the run with one line.
+        self._tensorboard = SummaryWriter(os.path.join(workdir, "tensorboard"), max_queue=1000)
 
     def truncate_after(self, step: int) -> None:
         """Drop records logged after `step` (a resumed run rewrites them), and a torn last line."""
