@@ -9,7 +9,7 @@
 
 This module only re-exports.
 """
-from aejax.core.errors import DatasetNotFoundError
+from aejax.core.errors import DatasetCorruptError, DatasetNotFoundError
 from aejax.core.options import merge
 from aejax.data import batches, catalog, placement, splits
 from aejax.data.arrays import load_eval_split, load_split
@@ -18,6 +18,7 @@ from aejax.data.catalog import (KNOWN_DATASETS, DatasetInfo, cache_dir, data_sou
 
 OPTIONS = merge(catalog.OPTIONS, splits.OPTIONS, placement.OPTIONS, batches.OPTIONS)
 
-__all__ = ["KNOWN_DATASETS", "OPTIONS", "DatasetInfo", "DatasetNotFoundError", "cache_dir", "data_source",
+__all__ = ["KNOWN_DATASETS", "OPTIONS", "DatasetCorruptError", "DatasetInfo", "DatasetNotFoundError", "cache_dir",
+           "data_source",
            "dataset_info", "eval_split_of", "eval_subset_indices", "load_eval_split", "load_split",
            "observe_factors"]
