@@ -4,17 +4,17 @@ The metadata (config, the shape signature of the state, a checksum of every
 array) is what lets a resumed run refuse a checkpoint written by an
 incompatible config instead of silently mixing parameters, what `aejax.load`
 rebuilds the model from, and what finds a damaged checkpoint: a restore first
-compares the checkpoint's files with the list of names and sizes recorded when
-it was finished (`FILES`: a deleted or truncated file is found before orbax
+compares the checkpoint's files with the sizes and checksums listed when it was
+finished (`FILES`: a deleted, truncated or changed file is named before orbax
 reads anything), then reads the arrays and compares their checksums
-(`aejax.training.integrity`: changed bytes). Training falls back to the newest
-checkpoint that verifies, moving the damaged ones to
+(`aejax.training.integrity`: the state restored is the state saved). Training
+falls back to the newest checkpoint that verifies, moving the damaged ones to
 `workdir/damaged_checkpoints/`; `aejax.load` names the steps that verify.
 
 Orbax writes each step to a temporary directory and renames it when complete,
-so a run killed at any moment leaves only whole checkpoints behind. A save that
-fails (a full disk) stops the run with one line; a save that clearly cannot fit
-is not started.
+so a run killed at any moment leaves only whole checkpoints behind. The run
+stops with one line when the next checkpoint would not fit on the disk (checked
+after every chunk), or when a save fails all the same.
 """
 from __future__ import annotations
 
@@ -37,7 +37,10 @@ from aejax.training.state import shape_signature
 from aejax.training.workdir import UNFINISHED_CHECKPOINT, atomic_write
 
 DAMAGED_DIR = "damaged_checkpoints"
-FILES = "aejax_files.json"  # in each finished step folder: {relative path: size} of its files
+FILES = "aejax_files.json"  # in each finished step folder: {relative path: [size, crc32]} of its files
+# Kept free beyond a checkpoint's size, for the metrics, figures and TensorBoard events written between
+# checkpoints: the run stops before any of those writers fails on a full disk.
+ROOM = 2**20
 _NO_SPACE = ("No space left on device", "os_error_code='28'", "[Errno 28]")
 
 
@@ -118,42 +121,40 @@ class Checkpointer:
     # ------------------------------------------------------------- save ----
 
     def bytes_needed(self, state: Any) -> int:
-        """About what the next checkpoint takes on disk: the size of the latest finished one, else
-        the arrays' bytes plus orbax's per-array metadata."""
+        """About what the next checkpoint takes on disk (the size of the latest finished one, else the
+        arrays' bytes plus orbax's per-array metadata), plus `ROOM` for the other outputs until then."""
         for step in reversed(self.all_steps()):
             folder = os.path.join(self.directory, str(step))
             if os.path.isdir(folder):
                 if step not in self._sizes:
                     self._sizes[step] = _tree_size(folder)
-                return self._sizes[step]
+                return self._sizes[step] + ROOM
         leaves = jax.tree_util.tree_leaves(state)
-        return sum(x.nbytes for x in leaves) + 2048 * len(leaves) + 65536
+        return sum(x.nbytes for x in leaves) + 2048 * len(leaves) + 65536 + ROOM
 
-    def _check_space(self, step: int, state: Any, saving: bool) -> int:
+    def _check_space(self, step: int, state: Any) -> int:
         """DiskFullError unless the next checkpoint fits (agreed over processes); the bytes needed."""
         needed = self.bytes_needed(state)
         free = shutil.disk_usage(self.directory).free
         if parallel.max_over_processes(int(free < needed)):
-            latest = self.latest_step()
+            latest = self.latest_finished()
             kept = f"latest: step {latest}" if latest is not None else "there are none yet"
-            what = (f"not saving the checkpoint at step {step} in {self.directory}: not enough free space"
-                    if saving else f"stopping after step {step}: the next checkpoint would not fit in "
-                    f"{self.directory}")
-            raise DiskFullError(f"{what} ({megabytes(free)} free, about {megabytes(needed)} needed); the "
-                                f"checkpoints {'before it ' if saving else ''}are intact ({kept}). Free some "
-                                "space (or lower config.keep_checkpoints, or move the workdir) and rerun the "
-                                "same command to resume")
+            raise DiskFullError(
+                f"stopping after step {step}: the next checkpoint would not fit in {self.directory} "
+                f"({megabytes(free)} free, about {megabytes(needed)} needed); the checkpoints are intact "
+                f"({kept}). Free some space (or lower config.keep_checkpoints, or move the workdir) and rerun "
+                "the same command to resume")
         return needed
 
     def check(self, step: int, state: Any) -> None:
         """After each chunk: stop now (one line) if a background save failed or the disk is nearly full."""
         self.check_for_errors()
-        self._check_space(step, state, saving=False)
+        self._check_space(step, state)
 
     def save(self, step: int, state: Any, config_dict: dict) -> None:
         """Start writing `state` as step `step` (in the background); DiskFullError if it cannot fit."""
         self.check_for_errors()
-        needed = self._check_space(step, state, saving=True)
+        needed = self._check_space(step, state)
         meta = {"config": config_dict, "shapes": shape_signature(state),
                 "checksums": integrity.array_checksums(state)}
         self._saving = (step, needed)
@@ -167,39 +168,14 @@ class Checkpointer:
         return self.latest_step()
 
     def _record_files(self) -> None:
-        """Write FILES into each finished step folder that has none yet (process 0)."""
+        """Write the file list into each finished step folder that has none yet (process 0)."""
         if self._read_only or not parallel.is_main_process():
             return
         in_flight = self._saving[0] if self._saving and self._manager.is_saving_in_progress() else None
         for step in self.all_steps():
             folder = os.path.join(self.directory, str(step))
-            if step == in_flight or not os.path.isdir(folder) or os.path.exists(os.path.join(folder, FILES)):
-                continue
-            files = {os.path.relpath(os.path.join(d, f), folder): integrity.file_checksum(os.path.join(d, f))
-                     for d, _, names in os.walk(folder) for f in names}
-            atomic_write(os.path.join(folder, FILES), json.dumps(files, indent=0, sort_keys=True))
-
-    def _check_files(self, step: int) -> None:
-        """DamagedCheckpointError if a file FILES lists is missing, truncated or changed.
-
-        Checked before orbax reads anything: its own failure on a damaged file
-        leaves tracebacks of background reads on stderr.
-        """
-        folder = os.path.join(self.directory, str(step))
-        try:
-            with open(os.path.join(folder, FILES)) as f:
-                files = json.load(f)
-        except (OSError, ValueError):  # saved before FILES existed, or killed before it was written
-            return
-        missing = sorted(name for name, (size, _) in files.items()
-                         if not os.path.isfile(os.path.join(folder, name))
-                         or os.path.getsize(os.path.join(folder, name)) != size)
-        changed = sorted(name for name, recorded in files.items() if name not in missing
-                         and list(integrity.file_checksum(os.path.join(folder, name))) != recorded)
-        for bad, what in ((missing, "missing or truncated"), (changed, "changed (checksums differ)")):
-            if bad:
-                raise DamagedCheckpointError(f"{len(bad)} of its {len(files)} files are {what} "
-                                             f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''})")
+            if step != in_flight and os.path.isdir(folder) and not os.path.exists(os.path.join(folder, FILES)):
+                atomic_write(os.path.join(folder, FILES), json.dumps(integrity.file_checksums(folder, FILES)))
 
     def _no_space(self, step: int, needed: int) -> str:
         latest = [s for s in self.all_steps() if s != step]
@@ -252,11 +228,15 @@ class Checkpointer:
         try:
             return self._metadata(step)
         except DamagedCheckpointError as error:
+            self._raise_if_rotated(step)
             raise DamagedCheckpointError(f"the checkpoint at step {step} in {self.directory} is "
                                          f"damaged: {error}") from None
 
     def _metadata(self, step: int) -> dict:
-        self._check_files(step)
+        # The files first: orbax's own failure on a damaged file leaves tracebacks of its readers on stderr.
+        problem = integrity.check_files(os.path.join(self.directory, str(step)), FILES)
+        if problem:
+            raise DamagedCheckpointError(problem)
         try:
             meta = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
             meta["config"], meta["shapes"]  # noqa: B018 (both must be there)
@@ -299,8 +279,16 @@ class Checkpointer:
         try:
             return self._verified(step, abstract_state, config_dict, None)
         except DamagedCheckpointError as error:
+            self._raise_if_rotated(step)
             raise DamagedCheckpointError(f"the checkpoint at step {step} in {self.directory} is "
                                          f"damaged: {error}") from None
+
+    def _raise_if_rotated(self, step: int) -> None:
+        """A checkpoint gone while read was removed by the run training there (keep_checkpoints), not damaged."""
+        if not os.path.isdir(os.path.join(self.directory, str(step))):
+            raise FileNotFoundError(f"the checkpoint at step {step} in {self.directory} was removed while it was "
+                                    "read (a run training there keeps only its latest keep_checkpoints); rerun "
+                                    "to read the latest") from None
 
     def restore_newest_good(self, abstract_state: Any, config_dict: dict,
                             accept: Callable[[int, dict], None] | None = None) -> tuple[int, Any] | None:

@@ -8,12 +8,15 @@ the run goes on from wrong numbers). Two CRC-32s find that:
   (from the state being saved) and compared with the restored state (from the
   arrays in memory: nothing is read twice). This is the end-to-end check: the
   state restored is the state saved;
-* of every file, recorded once the checkpoint is finished
+* of every file (and its size), listed once the checkpoint is finished
   (`aejax.training.checkpoint.FILES`) and compared before orbax reads them, so a
-  damaged file is named in one line before orbax's readers fail on it.
+  damaged file is named in one line before orbax's readers fail on it. This
+  reads the files once more (from the page cache, as orbax reads them next).
 """
 from __future__ import annotations
 
+import json
+import os
 import zlib
 from typing import Any
 
@@ -45,6 +48,40 @@ def file_checksum(path: str, block: int = 1 << 20) -> tuple[int, str]:
         while chunk := f.read(block):
             crc, size = zlib.crc32(chunk, crc), size + len(chunk)
     return size, f"crc32:{crc:08x}"
+
+
+def file_checksums(folder: str, exclude: str) -> dict[str, tuple[int, str]]:
+    """{relative path: (size, checksum)} of every file under `folder` but `exclude`."""
+    files = {}
+    for directory, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(directory, name)
+            if os.path.relpath(path, folder) != exclude:
+                files[os.path.relpath(path, folder)] = file_checksum(path)
+    return files
+
+
+def check_files(folder: str, listing: str) -> str | None:
+    """What is wrong with the files of `folder` against its list `listing` (None: all there, unchanged).
+
+    A folder without a readable list (written before lists existed, or its
+    writer killed before it was) passes: its arrays are still checked.
+    """
+    try:
+        with open(os.path.join(folder, listing)) as f:
+            files = json.load(f)
+    except (OSError, ValueError):
+        return None
+    missing = sorted(name for name, (size, _) in files.items()
+                     if not os.path.isfile(os.path.join(folder, name))
+                     or os.path.getsize(os.path.join(folder, name)) != size)
+    changed = sorted(name for name, recorded in files.items()
+                     if name not in missing and list(file_checksum(os.path.join(folder, name))) != list(recorded))
+    for bad, what in ((missing, "missing or truncated"), (changed, "changed (checksums differ)")):
+        if bad:
+            return (f"{len(bad)} of its {len(files)} files are {what} "
+                    f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''})")
+    return None
 
 
 def array_checksums(tree: Any) -> dict[str, str]:

@@ -147,9 +147,9 @@ def _train(config: ml_collections.ConfigDict, workdir: str, allowed: frozenset[s
     if main_process:  # the run is accepted: record what it changed, and the config it runs
         if changes:
             workdir_lib.append_history(workdir, resume.history_record(step, changes, allowed))
-            logging.warning("resuming at step %d with config changes (recorded in %s): %s", step,
-                            workdir_lib.HISTORY_FILE, "; ".join(f"{k}: {a!r} -> {b!r}"
-                                                                for k, (a, b) in changes.items()))
+            say = logging.warning if set(changes) & allowed else logging.info  # loud if numbers change
+            say("resuming at step %d with config changes (recorded in %s): %s", step, workdir_lib.HISTORY_FILE,
+                "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changes.items()))
         workdir_lib.atomic_write(os.path.join(workdir, "config.json"),
                                  json.dumps(config.to_dict(), indent=2))
     writer = writers.MetricWriter(workdir) if main_process else _NoWriter()
