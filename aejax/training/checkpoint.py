@@ -111,6 +111,7 @@ class Checkpointer:
         self._manager = ocp.CheckpointManager(self.directory, options=options)
         self._saving: tuple[int, int] | None = None  # (step, bytes needed) of the save in flight
         self._sizes: dict[int, int] = {}  # bytes on disk of finished checkpoints, by step
+        self._metas: dict[int, dict] = {}  # metadata of checkpoints whose files were checked, by step
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
@@ -158,6 +159,8 @@ class Checkpointer:
         meta = {"config": config_dict, "shapes": shape_signature(state),
                 "checksums": integrity.array_checksums(state)}
         self._saving = (step, needed)
+        self._metas.pop(step, None)
+        self._sizes.pop(step, None)
         self._manager.save(step, args=ocp.args.Composite(
             state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
         self._record_files()  # of the previous save, which orbax has finished by now
@@ -233,6 +236,9 @@ class Checkpointer:
                                          f"damaged: {error}") from None
 
     def _metadata(self, step: int) -> dict:
+        """The metadata of a checkpoint whose files check out (read once: finished checkpoints never change)."""
+        if step in self._metas:
+            return self._metas[step]
         # The files first: orbax's own failure on a damaged file leaves tracebacks of its readers on stderr.
         problem = integrity.check_files(os.path.join(self.directory, str(step)), FILES)
         if problem:
@@ -242,6 +248,7 @@ class Checkpointer:
             meta["config"], meta["shapes"]  # noqa: B018 (both must be there)
         except Exception as error:  # a missing or unreadable meta item
             raise DamagedCheckpointError(f"its metadata cannot be read ({_first_line(error)})") from None
+        self._metas[step] = meta
         return meta
 
     def _verified(self, step: int, abstract_state: Any, config_dict: dict,
@@ -329,6 +336,9 @@ class Checkpointer:
                 os.replace(os.path.join(self.directory, str(step)), target)
                 absl_logging.warning("moved the damaged checkpoint of step %d to %s", step, target)
         parallel.sync_processes("aejax: damaged checkpoints set aside")
+        for step in steps:
+            self._metas.pop(step, None)
+            self._sizes.pop(step, None)
         self._manager.reload()
 
     def verified_steps(self, abstract_of: Callable[[dict], Any]) -> list[int]:

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import zlib
 
-import jax
 import numpy as np
 import pytest
 
@@ -16,30 +15,12 @@ from aejax.core.errors import DamagedCheckpointError
 from aejax.training import checkpoint, integrity
 from aejax.training.loop import train_and_evaluate
 from aejax.training.writers import read_metrics
-from experiments import vae
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-STEPS = dict(log_every_steps=5, eval_every_steps=10, checkpoint_every_steps=10)
-
-
-def smoke(**overrides):
-    config = vae.get_config("smoke")
-    for key, value in {**STEPS, **overrides}.items():
-        config[key] = value
-    return config
-
-
-def leaves(tree):
-    return [np.asarray(x) for x in jax.tree_util.tree_leaves(tree)]
-
-
-def assert_same_tree(a, b):
-    for x, y in zip(leaves(a), leaves(b), strict=True):
-        np.testing.assert_array_equal(x, y)
 
 
 @pytest.fixture(scope="module")
-def thirty(tmp_path_factory):
+def thirty(smoke, tmp_path_factory):
     """Checkpoints at 10, 20, 30; and, for comparison, a run straight to 40."""
     workdir = str(tmp_path_factory.mktemp("thirty"))
     train_and_evaluate(smoke(num_train_steps=30), workdir)
@@ -92,7 +73,7 @@ def damaged(thirty, tmp_path, request):
 
 
 @pytest.mark.parametrize("damaged", FAULTS, indirect=True)
-def test_load_refuses_a_damaged_latest_checkpoint_and_names_the_good_ones(damaged, thirty):
+def test_load_refuses_a_damaged_latest_checkpoint_and_names_the_good_ones(assert_same_tree, damaged, thirty):
     workdir, message = damaged
     with pytest.raises(DamagedCheckpointError) as error:
         aejax.load(workdir)
@@ -104,7 +85,8 @@ def test_load_refuses_a_damaged_latest_checkpoint_and_names_the_good_ones(damage
 
 
 @pytest.mark.parametrize("damaged", FAULTS, indirect=True)
-def test_training_falls_back_to_the_newest_good_checkpoint_and_ends_exact(damaged, thirty, caplog):
+def test_training_falls_back_to_the_newest_good_checkpoint_and_ends_exact(smoke, assert_same_tree, damaged, thirty,
+                                                                          caplog):
     workdir, message = damaged
     train_and_evaluate(smoke(num_train_steps=40), workdir)
     assert "the checkpoint at step 30" in caplog.text and message in caplog.text
@@ -143,7 +125,7 @@ def test_every_checkpoint_records_checksums_that_an_independent_crc_reproduces(t
     assert integrity.checksum(np.zeros(3, ">f4")) == integrity.checksum(np.zeros(3, "<f4"))
 
 
-def test_a_checkpoint_without_checksums_still_loads(thirty, tmp_path, caplog):
+def test_a_checkpoint_without_checksums_still_loads(assert_same_tree, thirty, tmp_path, caplog):
     """Checkpoints written before this check existed: loaded, with a warning that they are unverified."""
     workdir = str(tmp_path / "old")
     shutil.copytree(thirty[0], workdir)
@@ -157,7 +139,7 @@ def test_a_checkpoint_without_checksums_still_loads(thirty, tmp_path, caplog):
     assert "predates checksums: not verified" in caplog.text
 
 
-def test_no_good_checkpoint_is_an_error_not_a_fresh_start(thirty, tmp_path):
+def test_no_good_checkpoint_is_an_error_not_a_fresh_start(smoke, thirty, tmp_path):
     workdir = str(tmp_path / "all")
     shutil.copytree(thirty[0], workdir)
     for step in ("10", "20", "30"):

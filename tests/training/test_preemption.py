@@ -5,8 +5,6 @@ import subprocess
 import sys
 import time
 
-import jax
-import numpy as np
 import pytest
 
 import aejax
@@ -29,11 +27,6 @@ def run(workdir, wait=True):
                             text=True)
 
 
-def assert_same_tree(a, b):
-    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
-
-
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("uninterrupted"))
@@ -51,7 +44,7 @@ def wait_for_checkpoint(workdir, step, process):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_saves_and_stops_then_resume_is_exact(uninterrupted, tmp_path, number):
+def test_a_signal_saves_and_stops_then_resume_is_exact(assert_same_tree, uninterrupted, tmp_path, number):
     workdir = str(tmp_path / "run")
     process = run(workdir, wait=False)
     wait_for_checkpoint(workdir, 50, process)

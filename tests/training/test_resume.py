@@ -4,8 +4,6 @@ import os
 import subprocess
 import sys
 
-import jax
-import numpy as np
 import pytest
 
 import aejax
@@ -14,22 +12,8 @@ from aejax.core.errors import ConfigChangeError, ConfigError
 from aejax.training import checkpoint, resume
 from aejax.training.loop import train_and_evaluate
 from aejax.training.writers import read_metrics
-from experiments import vae
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-STEPS = dict(log_every_steps=5, eval_every_steps=10, checkpoint_every_steps=10)
-
-
-def smoke(**overrides):
-    config = vae.get_config("smoke")
-    for key, value in {**STEPS, **overrides}.items():
-        config[key] = value
-    return config
-
-
-def assert_same_tree(a, b):
-    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
 def history(workdir):
@@ -49,7 +33,7 @@ def snapshot(workdir):
 
 
 @pytest.fixture(scope="module")
-def ten_steps(tmp_path_factory):
+def ten_steps(smoke, tmp_path_factory):
     """A run stopped after 10 of its steps (num_train_steps=10), to resume in copies."""
     workdir = str(tmp_path_factory.mktemp("ten"))
     train_and_evaluate(smoke(num_train_steps=10), workdir)
@@ -63,7 +47,7 @@ def resumable(ten_steps, tmp_path):
     return copy
 
 
-def test_a_change_that_alters_the_computation_is_refused_and_leaves_the_run_untouched(resumable):
+def test_a_change_that_alters_the_computation_is_refused_and_leaves_the_run_untouched(smoke, resumable):
     before = snapshot(resumable)
     with pytest.raises(ConfigChangeError) as error:
         train_and_evaluate(smoke(num_train_steps=20, learning_rate=2e-3, beta=4.0), resumable)
@@ -77,7 +61,7 @@ def test_a_change_that_alters_the_computation_is_refused_and_leaves_the_run_unto
     assert snapshot(resumable) == before
 
 
-def test_an_allowed_change_is_recorded_with_its_step(resumable):
+def test_an_allowed_change_is_recorded_with_its_step(smoke, resumable):
     train_and_evaluate(smoke(num_train_steps=20, learning_rate=2e-3, log_every_steps=10),
                        resumable, allow_config_change="learning_rate")
     records = history(resumable)
@@ -93,7 +77,8 @@ def test_an_allowed_change_is_recorded_with_its_step(resumable):
     assert set(history(resumable)[1]["changes"]) == {"num_train_steps"}
 
 
-def test_keys_that_only_observe_the_run_change_freely_and_the_result_is_exact(ten_steps, resumable, tmp_path):
+def test_keys_that_only_observe_the_run_change_freely_and_the_result_is_exact(smoke, assert_same_tree, ten_steps,
+                                                                              resumable, tmp_path):
     observing = dict(log_every_steps=10, eval_every_steps=20, checkpoint_every_steps=5, keep_checkpoints=5,
                      num_figure_images=4, eval_batch_size=50, num_epochs=7)
     train_and_evaluate(smoke(num_train_steps=20, **observing), resumable)  # no allow needed
@@ -106,7 +91,7 @@ def test_keys_that_only_observe_the_run_change_freely_and_the_result_is_exact(te
     assert [r["step"] for r in read_metrics(resumable) if "train/loss" in r] == [5, 10, 20]
 
 
-def test_a_cosine_schedule_depends_on_the_length(tmp_path):
+def test_a_cosine_schedule_depends_on_the_length(smoke, tmp_path):
     # The schedule's own values: the lr at step 10 of a 20-step cosine run differs from a 40-step one's.
     config = smoke(lr_schedule="cosine", learning_rate=1e-3)
     lr20, lr40 = (optim.SCHEDULES["cosine"](config, n)(10) for n in (20, 40))
@@ -124,7 +109,7 @@ def test_a_cosine_schedule_depends_on_the_length(tmp_path):
     assert checkpoint.Checkpointer(workdir, read_only=True).latest_step() == 40
 
 
-def test_a_target_below_the_checkpoint_is_an_error_and_equal_is_done(tmp_path):
+def test_a_target_below_the_checkpoint_is_an_error_and_equal_is_done(smoke, assert_same_tree, tmp_path):
     workdir = str(tmp_path / "run")
     train_and_evaluate(smoke(num_train_steps=20), workdir)
     with pytest.raises(ConfigError, match="config.num_train_steps=10 is below step 20, where the checkpoint"):
@@ -135,12 +120,12 @@ def test_a_target_below_the_checkpoint_is_an_error_and_equal_is_done(tmp_path):
     assert history(workdir) == []
 
 
-def test_unknown_allowed_keys_are_refused(resumable):
+def test_unknown_allowed_keys_are_refused(smoke, resumable):
     with pytest.raises(ConfigError, match="--allow_config_change names 'lerning_rate', which is not a config key"):
         train_and_evaluate(smoke(num_train_steps=20), resumable, allow_config_change="lerning_rate")
 
 
-def test_the_rules_themselves():
+def test_the_rules_themselves(smoke):
     stored = dict(smoke(num_train_steps=10).to_dict(), image_shape=[8, 8, 1])
     assert resume.check_resume(stored, dict(stored), 10) == {}
     # Where and how the same steps run (to float tolerance: tests/training/test_parallel.py) is free.
@@ -161,7 +146,8 @@ def test_main_passes_allow_config_change_and_refuses_in_one_line(resumable):
         return subprocess.run(
             [sys.executable, "-m", "aejax.main", "--config=experiments/vae.py:smoke", f"--workdir={resumable}",
              "--config.num_train_steps=20", "--config.beta=2.0",
-             *(f"--config.{k}={v}" for k, v in STEPS.items()), *flags],
+             "--config.log_every_steps=5", "--config.eval_every_steps=10", "--config.checkpoint_every_steps=10",
+             *flags],
             cwd=REPO, capture_output=True, text=True, env=dict(os.environ, JAX_PLATFORMS="cpu"))
     refused = main()
     assert refused.returncode == 2 and "Traceback" not in refused.stderr

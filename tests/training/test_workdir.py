@@ -8,8 +8,6 @@ import subprocess
 import sys
 import time
 
-import jax
-import numpy as np
 import pytest
 
 import aejax
@@ -17,23 +15,9 @@ from aejax.core.errors import DiskFullError, WorkdirError, WorkdirLockedError
 from aejax.training import checkpoint, workdir as workdir_lib
 from aejax.training.loop import train_and_evaluate
 from aejax.training.writers import read_metrics
-from experiments import vae
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ENV = dict(os.environ, JAX_PLATFORMS="cpu", JAX_DISABLE_MOST_OPTIMIZATIONS="1")
-STEPS = dict(log_every_steps=5, eval_every_steps=10, checkpoint_every_steps=10)
-
-
-def smoke(**overrides):
-    config = vae.get_config("smoke")
-    for key, value in {**STEPS, **overrides}.items():
-        config[key] = value
-    return config
-
-
-def assert_same_tree(a, b):
-    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
 def main_command(workdir, *overrides):
@@ -86,7 +70,7 @@ def test_a_second_run_is_refused_and_a_killed_runs_lock_is_taken_over(tmp_path):
     assert open(os.path.join(workdir, "run.lock")).read() == ""  # released: names nobody
 
 
-def test_the_lock_refuses_a_second_holder_in_process(tmp_path):
+def test_the_lock_refuses_a_second_holder_in_process(smoke, tmp_path):
     workdir = str(tmp_path)
     lock = workdir_lib.WorkdirLock(workdir).acquire()
     try:
@@ -146,13 +130,14 @@ def _fill(mount, leave_bytes):
 
 
 @pytest.fixture(scope="module")
-def forty(tmp_path_factory):
+def forty(smoke, tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("forty"))
     train_and_evaluate(smoke(num_train_steps=40, keep_checkpoints=10), workdir)
     return workdir
 
 
-def test_a_checkpoint_that_cannot_fit_stops_the_run_and_keeps_the_others(tmp_path, small_filesystem, forty):
+def test_a_checkpoint_that_cannot_fit_stops_the_run_and_keeps_the_others(smoke, assert_same_tree, tmp_path,
+                                                                         small_filesystem, forty):
     with small_filesystem(tmp_path / "disk", 4096) as mount:
         workdir = os.path.join(mount, "run")
         train_and_evaluate(smoke(num_train_steps=20, keep_checkpoints=10), workdir)
@@ -174,8 +159,8 @@ def test_a_checkpoint_that_cannot_fit_stops_the_run_and_keeps_the_others(tmp_pat
         assert_same_tree(aejax.load(workdir).params, aejax.load(forty).params)
 
 
-def test_a_save_that_fails_midway_stops_at_once_and_leaves_no_temporary_folder(tmp_path, small_filesystem,
-                                                                             monkeypatch, forty):
+def test_a_save_that_fails_midway_stops_at_once_and_leaves_no_temporary_folder(
+        smoke, assert_same_tree, tmp_path, small_filesystem, monkeypatch, forty):
     """The estimate can be wrong (another writer fills the disk): orbax's own write then fails."""
     with small_filesystem(tmp_path / "disk", 4096) as mount:
         workdir = os.path.join(mount, "run")
@@ -193,7 +178,7 @@ def test_a_save_that_fails_midway_stops_at_once_and_leaves_no_temporary_folder(t
         assert_same_tree(aejax.load(workdir).params, aejax.load(forty).params)
 
 
-def test_unfinished_checkpoint_folders_are_removed_on_start(tmp_path, caplog):
+def test_unfinished_checkpoint_folders_are_removed_on_start(smoke, tmp_path, caplog):
     workdir = str(tmp_path)
     train_and_evaluate(smoke(num_train_steps=10), workdir)
     leftover = os.path.join(workdir, "checkpoints", "20.orbax-checkpoint-tmp-1234")
@@ -205,7 +190,7 @@ def test_unfinished_checkpoint_folders_are_removed_on_start(tmp_path, caplog):
 
 # ------------------------------------------------------------- outputs ----
 
-def test_a_torn_last_metrics_line_is_dropped_with_a_warning(tmp_path, caplog):
+def test_a_torn_last_metrics_line_is_dropped_with_a_warning(smoke, tmp_path, caplog):
     workdir = str(tmp_path)
     train_and_evaluate(smoke(num_train_steps=10), workdir)
     path = os.path.join(workdir, "metrics.jsonl")
