@@ -160,3 +160,14 @@ def test_evaluate_names_a_damaged_checkpoint_in_one_line(thirty, tmp_path):
     errors = [line for line in result.stderr.splitlines() if not line.startswith(("I1", "W1"))]
     assert errors == [errors[0]] and errors[0].startswith("error: the checkpoint at step 30")
     assert "--step=20" in errors[0]
+
+
+def test_a_checkpoint_removed_while_read_is_not_called_damaged(thirty, tmp_path):
+    """aejax.load/evaluate take no lock: a run training there may rotate a checkpoint away mid-read."""
+    workdir = str(tmp_path / "rotating")
+    shutil.copytree(thirty[0], workdir)
+    reader = checkpoint.Checkpointer(workdir, read_only=True)
+    assert reader.latest_step() == 30
+    shutil.rmtree(os.path.join(workdir, "checkpoints", "30"))  # keep_checkpoints at work, after the listing
+    with pytest.raises(FileNotFoundError, match="the checkpoint at step 30 .* was removed while it was read"):
+        reader.metadata(30)
