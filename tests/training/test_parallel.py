@@ -209,14 +209,14 @@ def test_a_locked_workdir_stops_every_process_of_a_job_in_one_line(tmp_path):
 def test_sigterm_to_one_process_stops_both_at_the_same_step_and_resume_is_exact(tmp_path):
     """SLURM signals every task, but not at the same moment; here only process 1 gets SIGTERM."""
     import signal
-    overrides = ["--config.num_train_steps=400", "--config.log_every_steps=5", "--config.eval_every_steps=400",
-                 "--config.checkpoint_every_steps=50"]
+    overrides = ["--config.num_train_steps=150", "--config.log_every_steps=5", "--config.eval_every_steps=150",
+                 "--config.checkpoint_every_steps=25"]
     reference, workdir = str(tmp_path / "reference"), str(tmp_path / "stopped")
     done = _launch(reference, *overrides)
     assert done.returncode == 0, done.stderr[-2000:]
     launcher = _launch(workdir, *overrides, wait=False)
     deadline = time.time() + 300
-    while time.time() < deadline and not os.path.isdir(os.path.join(workdir, "checkpoints", "50")):
+    while time.time() < deadline and not os.path.isdir(os.path.join(workdir, "checkpoints", "25")):
         assert launcher.poll() is None, "".join(_process_logs(workdir))[-3000:]
         time.sleep(0.02)
     children = open(f"/proc/{launcher.pid}/task/{launcher.pid}/children").read().split()
@@ -226,7 +226,7 @@ def test_sigterm_to_one_process_stops_both_at_the_same_step_and_resume_is_exact(
     launcher.communicate(timeout=300)
     logs = _process_logs(workdir)
     assert launcher.returncode == 143, "".join(logs)[-3000:]
-    stops = [re.search(r"stopped by SIGTERM after step (\d+) of 400", log) for log in logs]
+    stops = [re.search(r"stopped by SIGTERM after step (\d+) of 150", log) for log in logs]
     assert all(stops), "".join(logs)[-3000:]
     stopped = {int(m.group(1)) for m in stops}
     assert len(stopped) == 1, stopped  # both at the same step, although only one was signalled

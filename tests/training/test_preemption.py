@@ -15,7 +15,7 @@ from aejax.training.writers import read_metrics
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ENV = dict(os.environ, JAX_PLATFORMS="cpu")
 # 50 steps between checkpoints, 5 per chunk: a stop lands between checkpoints, and is saved anyway.
-ARGS = ["--config=experiments/vae.py:smoke", "--config.num_train_steps=2000", "--config.log_every_steps=5",
+ARGS = ["--config=experiments/vae.py:smoke", "--config.num_train_steps=1000", "--config.log_every_steps=5",
         "--config.eval_every_steps=500", "--config.checkpoint_every_steps=50"]
 
 
@@ -56,9 +56,9 @@ def test_a_signal_saves_and_stops_then_resume_is_exact(assert_same_tree, uninter
     lines = [line for line in stderr.splitlines() if line and not line.startswith(("I1", "W1"))]
     assert len(lines) == 1, stderr[-2000:]
     stopped = checkpoint.Checkpointer(workdir, read_only=True).latest_step()
-    assert lines[0] == (f"stopped by {signal.Signals(number).name} after step {stopped} of 2000: checkpoint "
+    assert lines[0] == (f"stopped by {signal.Signals(number).name} after step {stopped} of 1000: checkpoint "
                         f"saved in {workdir}/checkpoints/{stopped}; rerun the same command to resume")
-    assert 50 < stopped < 2000
+    assert 50 < stopped < 1000
     # The writers were closed: the last record is the stop step's, whole.
     assert read_metrics(workdir)[-1]["step"] == stopped
     result = run(workdir)  # resume
