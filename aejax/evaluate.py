@@ -38,10 +38,10 @@ def main(argv):
         baselines=_BASELINES.value, probe=_PROBE.value, max_examples=_MAX_EXAMPLES.value,
         seed=_SEED.value)
     with cli.one_line_errors():
+        evaluate_run.check_can_write(_WORKDIR.value)  # before the minutes of computing
         report = evaluate_run.evaluate_run(_WORKDIR.value, _STEP.value, options)
-    path = evaluate_run.write_report(_WORKDIR.value, report)
-    print(evaluate_run.format_table(report))
-    logging.info("wrote %s", path)
+        print(evaluate_run.format_table(report))  # shown even if writing then fails
+        logging.info("wrote %s", evaluate_run.write_report(_WORKDIR.value, report))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Thin by design: flags in, `aejax.training.loop.train_and_evaluate` does the work
 Without --workdir a run goes to runs/<config name> (plus its overrides, see
 `aejax.core.cli.default_workdir`), so the same command resumes it. Bad input (an
 unknown model, dataset or override key; a checkpoint from another config; missing
-data) ends the run with a one-line error, not a traceback.
+data; a workdir another run holds) ends the run with a one-line error, not a
+traceback. SIGTERM/SIGINT save a checkpoint and exit 143/130.
 """
 import sys
 
@@ -20,6 +21,9 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metr
 _MULTIHOST = flags.DEFINE_bool(
     "multihost", None, "Join a multi-process run (jax.distributed.initialize); by default on when "
     "JAX_COORDINATOR_ADDRESS is set or a multi-task SLURM step runs this.")
+_ALLOW = flags.DEFINE_list(
+    "allow_config_change", [], "Config keys a resumed run may change although they change what it "
+    "computes (e.g. learning_rate,beta); recorded in WORKDIR/config_history.jsonl.")
 flags.mark_flags_as_required(["config"])
 
 
@@ -34,7 +38,7 @@ def main(argv):
     logging.info("JAX %s on %s; workdir %s%s", jax.__version__, jax.devices(), workdir,
                  "" if _WORKDIR.value else " (the default for this config; --workdir=DIR for another)")
     with cli.one_line_errors():
-        train_and_evaluate(_CONFIG.value, workdir)
+        train_and_evaluate(_CONFIG.value, workdir, allow_config_change=_ALLOW.value)
 
 
 if __name__ == "__main__":

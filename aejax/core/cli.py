@@ -2,7 +2,8 @@
 
 Errors a user can fix (bad override, unknown model, missing data, a
 checkpoint from another config) end the command with one line on stderr and
-exit status 2; anything else is a bug and keeps its traceback.
+exit status 2 (an interrupted run: 128 + the signal's number); anything else
+is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ import hashlib
 import importlib.util
 import os
 import re
+import signal
 import sys
 
 from absl import flags
 
-from aejax.core.errors import UserError
+from aejax.core.errors import Interrupted, UserError
 
 
 def _config_file(argv: list[str]) -> tuple[str, str] | None:
@@ -95,13 +97,18 @@ def default_workdir(argv: list[str], root: str = "runs") -> str:
 
 def parse_flags(argv: list[str]) -> list[str]:
     """absl flag parsing, with override mistakes reported in one line."""
+    path = next((a.split("=", 1)[1].split(":")[0] for a in argv if a.startswith("--config=")), "?")
     try:
         remaining = flags.FLAGS(argv)
         if "config" in flags.FLAGS and argv and any(a.startswith("--config") for a in argv):
             flags.FLAGS["config"].value.keys()  # config files load lazily; fail here, not mid-run
         return remaining
+    except SyntaxError as error:
+        where = error.filename or path  # the config file, or a module it imports
+        print(f"error: {where}, line {error.lineno}: {error.msg} (a Python syntax error in the config)",
+              file=sys.stderr)
+        sys.exit(2)
     except OSError as error:
-        path = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), "?")
         reason = str(error).strip().splitlines()[-1].strip()
         print(f"error: cannot load the config file {path}: {reason}", file=sys.stderr)
         sys.exit(2)
@@ -124,9 +131,20 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 @contextlib.contextmanager
 def one_line_errors():
-    """Turn the errors a user can fix (`UserError`, a missing file) into `error: ...` and exit status 2."""
+    """Turn the errors a user can fix (`UserError`, a missing file) into `error: ...` and exit status 2.
+
+    An interrupted run prints its own line and exits 128 + the signal's number
+    (`aejax.core.errors.Interrupted`); a Ctrl-C the command did not handle itself
+    exits 130 with one line too.
+    """
     try:
         yield
+    except Interrupted as error:
+        print(str(error), file=sys.stderr)
+        sys.exit(error.exit_status)
     except (UserError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(getattr(error, "exit_status", 2))
+    except KeyboardInterrupt:
+        print("interrupted (Ctrl-C)", file=sys.stderr)
+        sys.exit(128 + signal.SIGINT)

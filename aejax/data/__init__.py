@@ -19,7 +19,7 @@ The modules:
 
 This module only re-exports.
 """
-from aejax.core.errors import ConfigError, DatasetNotFoundError
+from aejax.core.errors import ConfigError, DatasetCorruptError, DatasetNotFoundError
 from aejax.core.options import merge
 from aejax.data import batches, catalog, placement, specs, splits
 from aejax.data.arrays import load_eval_split, load_split
@@ -28,6 +28,6 @@ from aejax.data.catalog import (KNOWN_DATASETS, DatasetInfo, cache_dir, data_sou
 
 OPTIONS = merge(catalog.OPTIONS, splits.OPTIONS, placement.OPTIONS, batches.OPTIONS)
 
-__all__ = ["KNOWN_DATASETS", "OPTIONS", "ConfigError", "DatasetInfo", "DatasetNotFoundError", "cache_dir",
-           "data_source", "dataset_info", "eval_split_of", "eval_subset_indices", "load_eval_split", "load_split",
-           "observe_factors", "specs"]
+__all__ = ["KNOWN_DATASETS", "OPTIONS", "ConfigError", "DatasetCorruptError", "DatasetInfo", "DatasetNotFoundError",
+           "cache_dir", "data_source", "dataset_info", "eval_split_of", "eval_subset_indices", "load_eval_split",
+           "load_split", "observe_factors", "specs"]

@@ -6,7 +6,8 @@ images), so the first load of a whole split of an aejax dataset also writes it a
 0/255 images bit-packed, 377 MB for dSprites), which later loads read in seconds
 (memory-mapped, so subsets read only their rows). The cache is written into a
 temporary sibling and renamed, under the builder's lock, so readers never see
-half of one.
+half of one; a cache damaged later (a truncated ``.npy``) is named in a warning
+and rebuilt from the tfds files.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from absl import logging
 
 from aejax.core.errors import ConfigError
 from aejax.data.catalog import cache_dir, eval_split_of, eval_subset_indices, exclusive, open_source
@@ -86,16 +88,27 @@ def _arrays_dir(root: Path, name: str, split: str) -> Path:
     return root / spec.tfds_name / spec.version / _ARRAYS_DIR / split
 
 
+class _DamagedCache(Exception):
+    """A file of the array cache cannot be read as written (truncated, edited, an old format)."""
+
+
 def _cached_arrays(root: Path, name: str, split: str, indices: np.ndarray | None) -> dict[str, np.ndarray]:
-    """A whole split of an aejax dataset from its .npy cache, written first if missing."""
+    """A whole split of an aejax dataset from its .npy cache, written first if missing or damaged."""
     directory = _arrays_dir(root, name, split)
-    if not (directory / "meta.json").is_file():
-        with exclusive(root, f"{SPECS[name].tfds_name}-{_ARRAYS_DIR}"):
-            if not (directory / "meta.json").is_file():
-                arrays = _read_all(open_source(root, name, split))
-                _write_arrays(directory, arrays)
-                return arrays if indices is None else {k: v[indices] for k, v in arrays.items()}
-    return _read_arrays(directory, indices)
+    if (directory / "meta.json").is_file():
+        try:
+            return _read_arrays(directory, indices)
+        except _DamagedCache as error:
+            logging.warning("the array cache %s; rebuilding it from the prepared dataset", error)
+    with exclusive(root, f"{SPECS[name].tfds_name}-{_ARRAYS_DIR}"):
+        if (directory / "meta.json").is_file():  # another process may have rebuilt it meanwhile
+            try:
+                return _read_arrays(directory, indices)
+            except _DamagedCache:
+                shutil.rmtree(directory)
+        arrays = _read_all(open_source(root, name, split))
+        _write_arrays(directory, arrays)
+        return arrays if indices is None else {k: v[indices] for k, v in arrays.items()}
 
 
 def _write_arrays(directory: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -121,12 +134,22 @@ def _write_arrays(directory: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def _read_arrays(directory: Path, indices: np.ndarray | None) -> dict[str, np.ndarray]:
-    meta = json.loads((directory / "meta.json").read_text())
-    if meta["format"] != _ARRAYS_FORMAT:
-        raise ValueError(f"{directory}: array cache format {meta['format']}, expected {_ARRAYS_FORMAT}; delete it")
-    arrays = {}
-    for key in meta["keys"]:
-        values = np.load(directory / f"{key}.npy", mmap_mode="r")
+    try:
+        meta = json.loads((directory / "meta.json").read_text())
+        if meta["format"] != _ARRAYS_FORMAT:
+            raise _DamagedCache(f"{directory} has format {meta['format']}, this version reads {_ARRAYS_FORMAT}")
+        keys = meta["keys"]
+    except (OSError, ValueError, KeyError) as error:
+        raise _DamagedCache(f"{directory / 'meta.json'} cannot be read ({error})") from None
+    arrays, rows = {}, 0
+    for key in keys:
+        try:
+            values = np.load(directory / f"{key}.npy", mmap_mode="r")
+        except (OSError, ValueError, EOFError) as error:  # e.g. truncated: "mmap length is greater than file size"
+            raise _DamagedCache(f"{directory / f'{key}.npy'} is damaged ({error})") from None
+        rows = rows if arrays else len(values)
+        if len(values) != rows:
+            raise _DamagedCache(f"{directory / f'{key}.npy'} has {len(values)} rows, {keys[0]}.npy {rows}")
         values = np.array(values if indices is None else values[indices])
         if key == "image" and meta["image_encoding"] == "bits":
             shape = tuple(meta["image_shape"])

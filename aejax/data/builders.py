@@ -38,13 +38,14 @@ import importlib.resources
 import inspect
 import os
 import struct
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import tensorflow_datasets as tfds
 
-from aejax.core.errors import DatasetNotFoundError
+from aejax.core.errors import DatasetCorruptError, DatasetNotFoundError
 from aejax.data.dsprites import FACTOR_NAMES
 from aejax.data.specs import SPECS, DatasetSpec
 
@@ -68,21 +69,24 @@ def read_idx(path: str | os.PathLike, *, magic: int | None = None) -> np.ndarray
     expected type and dimension count.
     """
     path = Path(path)
-    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
-        data = f.read()
+    try:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+            data = f.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as error:  # a truncated or damaged .gz
+        raise DatasetCorruptError(f"{path} is damaged: {error}") from None
     if len(data) < 4:
-        raise ValueError(f"{path}: too short to be an IDX file")
+        raise DatasetCorruptError(f"{path}: too short to be an IDX file")
     (actual_magic,) = struct.unpack(">I", data[:4])
     type_code, ndim = (actual_magic >> 8) & 0xFF, actual_magic & 0xFF
     if actual_magic >> 16 != 0 or type_code not in _IDX_DTYPES:
-        raise ValueError(f"{path}: bad IDX magic number 0x{actual_magic:08x}")
+        raise DatasetCorruptError(f"{path}: bad IDX magic number 0x{actual_magic:08x}")
     if magic is not None and actual_magic != magic:
-        raise ValueError(f"{path}: IDX magic number 0x{actual_magic:08x}, expected 0x{magic:08x}")
+        raise DatasetCorruptError(f"{path}: IDX magic number 0x{actual_magic:08x}, expected 0x{magic:08x}")
     header = 4 + 4 * ndim
     shape = struct.unpack(f">{ndim}I", data[4:header])
     dtype = np.dtype(_IDX_DTYPES[type_code])
     if len(data) - header != int(np.prod(shape)) * dtype.itemsize:
-        raise ValueError(f"{path}: {len(data) - header} data bytes do not match shape {shape}")
+        raise DatasetCorruptError(f"{path}: {len(data) - header} data bytes do not match shape {shape}")
     return np.frombuffer(data, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
@@ -197,12 +201,21 @@ class AejaxFashionMnist(AejaxBuilder):
 
     def _split_batches(self):
         directory = fashion_mnist_dir()
+        fix = ("reinstall them (sudo apt-get install --reinstall dataset-fashion-mnist)"
+               if "AEJAX_DATA_DIR" not in os.environ else
+               f"put good copies in AEJAX_DATA_DIR={os.environ['AEJAX_DATA_DIR']} (or unset it to use "
+               f"{FASHION_MNIST_SYSTEM_DIR})")
         batches = {}
         for split, (images_file, labels_file) in FASHION_MNIST_FILES.items():
-            images = read_idx(directory / images_file, magic=IDX_IMAGES_MAGIC)
-            labels = read_idx(directory / labels_file, magic=IDX_LABELS_MAGIC)
-            if len(images) != len(labels) or images.shape[1:] != self.SPEC.image_shape[:2]:
-                raise ValueError(f"{directory}: {split} images {images.shape} do not match labels {labels.shape}")
+            try:
+                images = read_idx(directory / images_file, magic=IDX_IMAGES_MAGIC)
+                labels = read_idx(directory / labels_file, magic=IDX_LABELS_MAGIC)
+            except DatasetCorruptError as error:
+                raise DatasetCorruptError(f"{error}; the Fashion-MNIST files are not the official ones: {fix}") \
+                    from None
+            if len(images) != len(labels) or images.shape != (dict(self.SPEC.splits)[split], *self.SPEC.image_shape[:2]):
+                raise DatasetCorruptError(f"{directory}: {split} images {images.shape} and labels {labels.shape} "
+                                          f"are not the official {dict(self.SPEC.splits)[split]} 28x28 images: {fix}")
             batches[split] = [{"image": images[..., None], "label": labels.astype(np.int64)}]
         return batches
 

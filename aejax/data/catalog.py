@@ -210,5 +210,6 @@ def _known_dataset(value):
 
 OPTIONS = {
     "dataset": Option("fashion_mnist", _known_dataset, "an aejax dataset (KNOWN_DATASETS) or a tfds catalog name"),
-    "data_dir": Option("", text, 'tfds cache; "" = $AEJAX_TFDS_DIR or ~/.cache/aejax/tensorflow_datasets'),
+    "data_dir": Option("", text, 'tfds cache; "" = $AEJAX_TFDS_DIR or ~/.cache/aejax/tensorflow_datasets',
+                       resumable=True),
 }

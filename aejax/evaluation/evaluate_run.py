@@ -34,6 +34,7 @@ from aejax.evaluation import clustering, factor_scores
 from aejax.evaluation.inputs import DATA_CONVENTIONS, EvalData, codes_of, encode_all, evaluation_split, load_eval_data
 from aejax.evaluation.likelihood import likelihood_metrics
 from aejax.training.restore import load
+from aejax.training.workdir import atomic_write, check_writable
 
 # name -> what it is, with its unit; the order is the order of the printed table.
 METRICS = {
@@ -193,12 +194,15 @@ def evaluate_run(workdir: str, step: int | None = None,
     }
 
 
+def check_can_write(workdir: str) -> None:
+    """Before minutes of computing: one line (WorkdirError) if eval.json could not be written."""
+    if os.path.isdir(workdir):  # a missing workdir is reported by `load`
+        check_writable(workdir, create=False)
+
+
 def write_report(workdir: str, report: dict) -> str:
     path = os.path.join(workdir, "eval.json")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(report, f, indent=2)
-    os.replace(tmp, path)  # never a half-written eval.json (a sweep treats it as 'finished')
+    atomic_write(path, json.dumps(report, indent=2))  # never a half-written eval.json (a sweep treats it as 'finished')
     return path
 
 

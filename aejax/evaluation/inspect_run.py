@@ -28,6 +28,7 @@ from aejax.figures.latents import GRID_PROBABILITIES
 from aejax.figures.page import EvalTable, Figure, write_index_html
 from aejax.objectives.denoising import CORRUPTIONS
 from aejax.training.restore import load, load_config
+from aejax.training.workdir import check_writable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,9 +59,9 @@ def inspect_run(workdir: str, step: int | None = None,
                 options: InspectOptions = InspectOptions()) -> list[Figure]:
     """Every figure of the run, `latents.npz` and `index.html`, under workdir/inspect/."""
     out = os.path.join(workdir, "inspect")
-    os.makedirs(out, exist_ok=True)
     with timing.stage("inspect: restore the run and load its evaluation split"):
         trained = load(workdir, step)
+        check_writable(out, what="the output folder")  # before the minutes of computing
         config = trained.config
         data = load_eval_data(config, evaluation_split(config), options.max_examples)
     with timing.stage(f"inspect: encode {len(data.x)} images"):

@@ -11,6 +11,7 @@ import ml_collections
 import numpy as np
 
 from aejax import objectives
+from aejax.core.errors import DamagedCheckpointError
 from aejax.training import checkpoint
 from aejax.training.state import abstract_train_state
 
@@ -99,16 +100,30 @@ class TrainedModel:
             self._sample.lower(self.params, key, num_images).compile()
 
 
+def _abstract_of(meta: dict):
+    return abstract_train_state(ml_collections.ConfigDict(meta["config"]))
+
+
 def load(workdir: str, step: int | None = None) -> TrainedModel:
-    """The model saved in `workdir/checkpoints` at `step` (latest by default)."""
+    """The model saved in `workdir/checkpoints` at `step` (latest by default), verified.
+
+    A damaged checkpoint is refused with one line naming the steps whose
+    checkpoints verify (load one of them with `step=`).
+    """
     if not os.path.isdir(os.path.join(workdir, "checkpoints")):
         raise FileNotFoundError(f"{workdir} has no checkpoints/ directory; is it a training workdir?")
     checkpointer = checkpoint.Checkpointer(workdir, read_only=True)
-    meta = checkpointer.metadata(step)
-    config = ml_collections.ConfigDict(meta["config"])
-    abstract_state = abstract_train_state(config)
-    state = checkpointer.restore(abstract_state, meta["config"], step)
-    return TrainedModel(config, state.params, int(state.step))
+    step = checkpointer.resolve(step)
+    try:
+        meta = checkpointer.metadata(step)
+        state = checkpointer.restore(_abstract_of(meta), meta["config"], step)
+    except DamagedCheckpointError as error:
+        good = [s for s in checkpointer.verified_steps(_abstract_of) if s != step]
+        hint = (f"checkpoints that verify: steps {', '.join(map(str, good))}; load one with "
+                f"aejax.load({workdir!r}, step={good[-1]}) (--step={good[-1]} for aejax.evaluate/inspect)"
+                if good else "no other checkpoint there verifies")
+        raise DamagedCheckpointError(f"{error}; {hint}") from None
+    return TrainedModel(ml_collections.ConfigDict(meta["config"]), state.params, int(state.step))
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:

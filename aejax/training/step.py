@@ -25,7 +25,7 @@ from aejax.training.state import TrainState
 PERMUTATION_STREAM, STEP_STREAM, EVAL_STREAM = 0, 1, 2
 
 OPTIONS = {
-    "eval_batch_size": Option(1000, positive_integer, "test examples per compiled evaluation batch"),
+    "eval_batch_size": Option(1000, positive_integer, "test examples per compiled evaluation batch", resumable=True),
 }
 
 

@@ -358,3 +358,65 @@ def test_eval_split_is_declared_by_the_dataset(small, cache):
     indices = data.eval_subset_indices(11_520, 2_000)
     for key in small:
         np.testing.assert_array_equal(evaluation[key], small[key][indices])
+
+
+def _fashion_copy(tmp_path):
+    """The four Fashion-MNIST files in a directory of the test's own (to damage)."""
+    source = builders.fashion_mnist_dir()
+    copy = tmp_path / "fashion"
+    copy.mkdir()
+    for names in builders.FASHION_MNIST_FILES.values():
+        for name in names:
+            (copy / name).write_bytes((source / name).read_bytes())
+    return copy
+
+
+def test_a_truncated_or_wrong_sized_idx_file_is_named_with_the_fix(tmp_path, monkeypatch):
+    copy = _fashion_copy(tmp_path)
+    monkeypatch.setenv("AEJAX_DATA_DIR", str(copy))
+    images = copy / "train-images-idx3-ubyte.gz"
+    whole = images.read_bytes()
+    images.write_bytes(whole[:100_000])  # truncated (a failed download or copy)
+    with pytest.raises(data.DatasetCorruptError) as error:
+        data.load_split("fashion_mnist", "train", data_dir=str(tmp_path / "cache"))
+    assert str(error.value) == (
+        f"{images} is damaged: Compressed file ended before the end-of-stream marker was reached; the "
+        f"Fashion-MNIST files are not the official ones: put good copies in AEJAX_DATA_DIR={copy} (or unset it "
+        f"to use {builders.FASHION_MNIST_SYSTEM_DIR})")
+    _write_idx(images, np.zeros((100, 28, 28), np.uint8), 0x08, compress=True)  # whole, but the wrong size
+    with pytest.raises(data.DatasetCorruptError, match=r"train images \(100, 28, 28\) and labels \(60000,\) are "
+                                                       "not the official 60000 28x28 images: put good copies"):
+        data.load_split("fashion_mnist", "train", data_dir=str(tmp_path / "cache"))
+    images.write_bytes(whole)  # repaired: preparing works, nothing left over from the failures
+    assert data.load_split("fashion_mnist", "test", data_dir=str(tmp_path / "cache"))["image"].shape == \
+        (10_000, 28, 28, 1)
+
+
+def test_a_damaged_idx_file_ends_the_command_in_one_line(tmp_path):
+    copy = _fashion_copy(tmp_path)
+    labels = copy / "train-labels-idx1-ubyte.gz"
+    labels.write_bytes(labels.read_bytes()[:1000])
+    result = subprocess.run(
+        [sys.executable, "-m", "aejax.main", "--config=experiments/vae.py:smoke", "--config.dataset=fashion_mnist",
+         f"--config.data_dir={tmp_path / 'cache'}", f"--workdir={tmp_path / 'run'}"],
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), capture_output=True,
+        text=True, env=dict(os.environ, JAX_PLATFORMS="cpu", AEJAX_DATA_DIR=str(copy)))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {labels} is damaged: Compressed file ended")
+
+
+def test_a_damaged_array_cache_is_named_and_rebuilt(tmp_path, caplog):
+    cache = str(tmp_path / "cache")
+    first = data.load_split("digits", "train", data_dir=cache)
+    image_file = next(tmp_path.glob("cache/aejax_digits/*/arrays/train/image.npy"))
+    os.truncate(image_file, os.path.getsize(image_file) // 2)
+    again = data.load_split("digits", "train", data_dir=cache)
+    assert f"the array cache {image_file} is damaged" in caplog.text and "rebuilding it" in caplog.text
+    for key in first:
+        np.testing.assert_array_equal(again[key], first[key])
+    caplog.clear()
+    np.testing.assert_array_equal(data.load_split("digits", "train", data_dir=cache)["image"], first["image"])
+    assert "damaged" not in caplog.text  # rebuilt whole: read from the cache again
+    (image_file.parent / "meta.json").write_text("{")  # a torn meta.json
+    np.testing.assert_array_equal(data.load_split("digits", "train", data_dir=cache)["label"], first["label"])
+    assert "meta.json cannot be read" in caplog.text

@@ -2,6 +2,7 @@
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import types
@@ -169,3 +170,19 @@ def test_corruption_is_the_denoising_registry_entry_of_the_config():
     assert inspect_run.corruption(config)[0] is None and "not in CORRUPTIONS" in inspect_run.corruption(config)[1]
     del config["corruption"]
     assert inspect_run.corruption(config) == (None, "the config has no corruption")
+
+
+@pytest.mark.parametrize("module", ["aejax.evaluate", "aejax.inspect"])
+def test_a_read_only_workdir_is_refused_before_computing(vae_run, tmp_path, small_filesystem, module):
+    with small_filesystem(tmp_path / "disk", 8192) as mount:
+        workdir = os.path.join(mount, "run")
+        shutil.copytree(vae_run, workdir)
+        subprocess.run(["mount", "-o", "remount,ro", mount], check=True)
+        result = subprocess.run([sys.executable, "-m", module, f"--workdir={workdir}"], cwd=REPO, env=ENV,
+                                capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    where = workdir if module == "aejax.evaluate" else os.path.join(workdir, "inspect")
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f"error: {'the workdir' if module == 'aejax.evaluate' else 'the output folder'} {where} is not "
+        "writable (Read-only file system)")
+    assert "evaluate: load data" not in result.stderr  # refused before any work
