@@ -5,9 +5,9 @@ variants, maths, optimisers, mesh), data, models, objectives (the registry of
 variants), figures, training, evaluation, studies. The modules at this level are
 the `python -m aejax.*` commands.
 """
-from aejax.core import cpu_tuning as _cpu_tuning
+from aejax.core import runtime as _runtime
 
-_cpu_tuning.apply()  # before any JAX backend starts (see aejax/core/cpu_tuning.py)
+_runtime.apply()  # the platform, the compilation cache, CPU tuning: before any JAX backend starts
 
 
 def load(workdir: str, step: int | None = None):

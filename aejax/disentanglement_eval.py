@@ -24,10 +24,11 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from aejax.evaluation import factor_scores
+    from aejax.evaluation import evaluate_run, factor_scores
     from aejax.training.restore import load
     with cli.one_line_errors():
         sizes = factor_scores.parse_sizes(_SIZE.value)
+        evaluate_run.check_can_write(_WORKDIR.value)  # before the minutes of computing
         trained = load(_WORKDIR.value, _STEP.value)
         scores = factor_scores.disentanglement_metrics(trained, seed=_SEED.value, **sizes)
         if scores is None:

@@ -23,14 +23,17 @@ def main(argv):
     from aejax.evaluation import evaluate_run, population_eval
     workdirs, options = _WORKDIRS.value, _OPTIONS()
     with cli.one_line_errors():
+        for workdir in workdirs:
+            evaluate_run.check_can_write(workdir)  # before the minutes of computing
         if len(workdirs) > 1:
             reports = population_eval.evaluate_population(workdirs, _STEP.value, options)
         else:
             reports = [evaluate_run.evaluate_run(workdirs[0], _STEP.value, options)]
+            print(evaluate_run.format_table(reports[0]))  # shown even if writing then fails
             evaluate_run.write_report(workdirs[0], reports[0])
-    for workdir, report in zip(workdirs, reports):
+    for workdir, report in zip(workdirs, reports if len(workdirs) > 1 else []):
         print(evaluate_run.format_table(report))
-        logging.info("wrote %s/eval.json", workdir)
+    logging.info("wrote %s", ", ".join(f"{w}/eval.json" for w in workdirs))
 
 
 if __name__ == "__main__":

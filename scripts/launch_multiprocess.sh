@@ -8,8 +8,11 @@
 # Elsewhere: N local processes, coordinator on 127.0.0.1 at a free port; the
 # log of process i goes to WORKDIR/logs/process_i.log (process 0 also to the
 # terminal). If one process fails, the others are stopped and the exit status
-# is the failed one's. Each process reads only its part of each global batch;
-# process 0 writes metrics and figures; all write the checkpoint together.
+# is the failed one's. SIGTERM to this script is passed on to every process
+# (Ctrl-C on a terminal reaches them all): they agree on a step, save it and
+# exit 143 (130), which this script then waits for rather than stopping the others. Each process reads only its
+# part of each global batch; process 0 writes metrics and figures; all write the
+# checkpoint together.
 # PYTHON picks the interpreter (default: .venv/bin/python if present, else python).
 set -euo pipefail
 
@@ -42,6 +45,9 @@ for ((i = 0; i < num_processes; i++)); do
 done
 tail --pid="${pids[0]}" -n +1 -f "$workdir/logs/process_0.log" 2>/dev/null &
 tail_pid=$!
+# SIGTERM to this script goes on to every process; Ctrl-C on a terminal reaches them all already.
+trap 'kill -TERM "${pids[@]}" 2>/dev/null || true' TERM
+trap ':' INT
 
 status=0
 alive=("${pids[@]}")
@@ -55,7 +61,7 @@ while ((${#alive[@]} > 0)); do
     fi
   done
   alive=("${still[@]}")
-  if ((status != 0)); then
+  if ((status != 0 && status != 130 && status != 143)); then  # 130/143: stopped by a signal, after saving
     echo "error: a process exited with status $status; stopping the others (logs in $workdir/logs)" >&2
     for pid in "${alive[@]}"; do kill "$pid" 2>/dev/null || true; done
     break

@@ -52,3 +52,32 @@ def built():
 def with_changes():
     """with_changes(config, **changes) -> a changed copy of config."""
     return _with
+
+
+import contextlib  # noqa: E402
+import subprocess  # noqa: E402
+
+
+@contextlib.contextmanager
+def _small_filesystem(path, size_kb: int, read_only: bool = False):
+    """A real tmpfs of `size_kb` mounted at `path` (faults like a full or read-only disk, for real).
+
+    Needs root (CI runs as root); skips with the reason where mounting is not allowed.
+    `mount -o remount,ro PATH` makes it read-only after files were put there.
+    """
+    os.makedirs(path, exist_ok=True)
+    options = f"size={size_kb}k" + (",ro" if read_only else "")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a {size_kb} KB tmpfs here (needs root): {mounted.stderr.strip()}")
+    try:
+        yield str(path)
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@pytest.fixture
+def small_filesystem():
+    """small_filesystem(path, size_kb, read_only=False): a context manager mounting a real tmpfs."""
+    return _small_filesystem

@@ -35,6 +35,9 @@ def _constant(config, learning_rate, total_steps):
 
 
 SCHEDULES = {"constant": _constant, "cosine": _cosine}
+# Schedules whose value at a step depends on the run's total number of steps (cosine reaches 0 at
+# the last one): changing the length of such a run when resuming changes its learning rates.
+LENGTH_DEPENDENT_SCHEDULES = frozenset({"cosine"})
 
 OPTIONS = {
     "optimizer": Option("adam", one_of(OPTIMIZERS), "optax optimiser"),

@@ -6,6 +6,9 @@ collects the tables that apply to a run (the shared ones and the chosen
 variant's), fills in missing keys with their defaults and checks every value
 before anything is built or compiled. A check returns None for an allowed value,
 else the complaint that follows `config.<key>=<value>` in a one-line ConfigError.
+A key that only observes a run or says where it runs (how often it logs, how many
+devices) is declared `resumable`: a resumed run may change it freely, while any
+other change must be allowed explicitly (`aejax.training.resume`).
 """
 from __future__ import annotations
 
@@ -19,10 +22,15 @@ Check = Callable[[Any], "str | None"]
 
 @dataclasses.dataclass(frozen=True)
 class Option:
-    """One config key: its default, what values it allows, and what it means."""
+    """One config key: its default, what values it allows, and what it means.
+
+    `resumable`: changing it when resuming leaves the computed numbers alone
+    (the same steps, batches and keys), so a resume may change it unasked.
+    """
     default: Any
     check: Check
     doc: str = ""
+    resumable: bool = False
 
 
 def rule(allowed: str, ok: Callable[[Any], bool]) -> Check:

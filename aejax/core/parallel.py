@@ -25,7 +25,7 @@ from aejax.core.options import Option, count
 DATA_AXIS = "data"
 
 OPTIONS = {
-    "num_devices": Option(0, count, "devices the batch is split over; 0 = all, of every process"),
+    "num_devices": Option(0, count, "devices the batch is split over; 0 = all, of every process", resumable=True),
 }
 
 
@@ -57,6 +57,25 @@ def initialize(flag: bool | None = None) -> None:
 def is_main_process() -> bool:
     """Only process 0 writes metrics, figures and config files."""
     return jax.process_index() == 0
+
+
+def max_over_processes(value: int) -> int:
+    """The largest of every process's `value` (one small collective); `value` itself with one process.
+
+    What lets a multi-process job agree: whether any process failed a check, or
+    the signal any process received (so all stop at the same step).
+    """
+    if jax.process_count() == 1:
+        return int(value)
+    from jax.experimental import multihost_utils
+    return int(np.max(multihost_utils.process_allgather(np.asarray(value, np.int32))))
+
+
+def sync_processes(name: str) -> None:
+    """Wait until every process reaches this point (a barrier); nothing with one process."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+        multihost_utils.sync_global_devices(name)
 
 
 def make_mesh(num_devices: int = 0) -> Mesh:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-import grain
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -92,6 +91,7 @@ class HostBatches:
         cpu = jax.local_devices(backend="cpu")[0]
         self._key = jax.device_put(permutation_key, cpu)
         self._indices = jax.jit(batch_indices, static_argnums=(2, 3, 4))
+        import grain  # only the host and stream placements need it (its import takes a quarter second)
         chunks = grain.MapDataset.source(list(schedule)).map(self._read_chunk)
         self._chunks = iter(chunks.to_iter_dataset(
             grain.ReadOptions(num_threads=1, prefetch_buffer_size=prefetch)))

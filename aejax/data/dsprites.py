@@ -12,7 +12,8 @@ stored in mixed-radix order (shape slowest, posY fastest)::
 ``index = ravel_multi_index(factors, sizes)``: 737,280 images (``aejax_dsprites``).
 ``aejax_dsprites_small`` is the same construction with sizes (3, 6, 10, 8, 8):
 orientation ``linspace(0, 2*pi, 10)``, pos_x and pos_y ``linspace(0, 1, 8)``;
-11,520 images. Both have one split, ``train`` (the whole grid, in order). Runs
+11,520 images (their tfds builders are in ``aejax.data.builders``, their
+descriptions in ``aejax.data.specs``). Both have one split, ``train`` (the whole grid, in order). Runs
 train on all of it and evaluate on a fixed random subset of it (5,000 images for
 ``dsprites``, 2,000 for ``dsprites_small``; ``aejax.data.load_eval_split``): there is
 no held-out data, and disentanglement is measured on the generative factors.
@@ -52,9 +53,6 @@ import dataclasses
 from collections.abc import Iterator
 
 import numpy as np
-import tensorflow_datasets as tfds
-
-from aejax.data.builders import AejaxBuilder
 
 FACTOR_NAMES = ("shape", "scale", "orientation", "pos_x", "pos_y")
 SHAPE_NAMES = ("square", "ellipse", "heart")
@@ -181,42 +179,3 @@ class SpriteGrid:
 
 DSPRITES_GRID = SpriteGrid((3, 6, 40, 32, 32))
 DSPRITES_SMALL_GRID = SpriteGrid((3, 6, 10, 8, 8))
-
-
-class AejaxDsprites(AejaxBuilder):
-    """Procedural dSprites: 737,280 64x64 binary sprites on the original factor grid (see aejax.data.dsprites)."""
-
-    name = "aejax_dsprites"
-    GRID = DSPRITES_GRID
-    IMAGE_SHAPE = (CANVAS, CANVAS, 1)
-    CLASS_NAMES = SHAPE_NAMES
-    SPLITS = (("train", DSPRITES_GRID.num_examples),)
-    FACTOR_NAMES = FACTOR_NAMES
-    FACTOR_SIZES = DSPRITES_GRID.sizes
-    EVAL_SPLIT, EVAL_SUBSET = "train", 5_000
-    IMAGE_ENCODING = tfds.features.Encoding.ZLIB  # 4 KiB raw per image; binary images compress ~30x
-    HOMEPAGE = "https://github.com/google-deepmind/dsprites-dataset"
-
-    def _extra_features(self):
-        return {
-            "factors": tfds.features.Tensor(shape=(len(FACTOR_NAMES),), dtype=np.int64),
-            "factor_values": tfds.features.Tensor(shape=(len(FACTOR_NAMES),), dtype=np.float32),
-        }
-
-    @classmethod
-    def observe(cls, factors: np.ndarray) -> np.ndarray:
-        """uint8 images of factor indices ``[N, 5]``: the same pixels as the stored examples."""
-        return cls.GRID.render(factors)
-
-    def _split_batches(self):
-        return {"train": self.GRID.batches()}
-
-
-class AejaxDspritesSmall(AejaxDsprites):
-    """Procedural dSprites on a small grid (3, 6, 10, 8, 8) = 11,520 images, for fast tests (see aejax.data.dsprites)."""
-
-    name = "aejax_dsprites_small"
-    GRID = DSPRITES_SMALL_GRID
-    SPLITS = (("train", DSPRITES_SMALL_GRID.num_examples),)
-    FACTOR_SIZES = DSPRITES_SMALL_GRID.sizes
-    EVAL_SUBSET = 2_000

@@ -27,7 +27,7 @@ DEVICE_FRACTION = 0.25   # of a device's memory the training split may take (act
 HOST_FRACTION = 0.25     # of host memory
 
 OPTIONS = {
-    "data_placement": Option("auto", one_of(PLACEMENTS), "auto | device | host | stream"),
+    "data_placement": Option("auto", one_of(PLACEMENTS), "auto | device | host | stream", resumable=True),
 }
 
 

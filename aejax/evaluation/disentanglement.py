@@ -24,6 +24,8 @@ from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import mutual_info_score
 
+from aejax.core import timing
+
 Represent = Callable[[np.ndarray], np.ndarray]
 
 
@@ -321,5 +323,6 @@ def all_disentanglement_metrics(
     for metric, rng in zip(METRICS, rngs):
         names = accepted[metric.__name__]
         kwargs = {k: v for k, v in sizes.items() if k in names} | dict(per_metric.get(metric.__name__, {}))
-        scores.update(metric(space, represent, rng, **kwargs))
+        with timing.stage(f"disentanglement: {metric.__name__}"):  # 10-30 s each for a 64x64 encoder
+            scores.update(metric(space, represent, rng, **kwargs))
     return scores

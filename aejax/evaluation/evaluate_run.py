@@ -23,12 +23,12 @@ import dataclasses
 import json
 import math
 import os
-import time
 from typing import Any, Callable
 
 import numpy as np
-from absl import flags, logging
+from absl import flags
 
+from aejax.core import timing
 from aejax.core.batching import map_batches
 from aejax.core.errors import ConfigError
 from aejax.data.catalog import dataset_info
@@ -36,6 +36,7 @@ from aejax.evaluation import clustering, factor_scores
 from aejax.evaluation.inputs import DATA_CONVENTIONS, EvalData, codes_of, encode_all, evaluation_split, load_eval_data
 from aejax.evaluation.likelihood import likelihood_estimates, likelihood_summary
 from aejax.training.restore import load
+from aejax.training.workdir import atomic_write, check_writable
 
 # name -> what it is, with its unit; the order is the order of the printed table.
 METRICS = {
@@ -132,11 +133,10 @@ def probe_metrics(trained, train: EvalData, test: EvalData, codes: np.ndarray,
 
 @contextlib.contextmanager
 def _timed(seconds: dict, name: str):
-    logging.info("evaluate: %s ...", name)
-    start = time.perf_counter()
-    yield
-    seconds[name] = round(time.perf_counter() - start, 2)
-    logging.info("evaluate: %s done in %.1fs", name, seconds[name])
+    """A progress line at the start and end of the step (and every 15 s between); its time into `seconds`."""
+    with timing.stage(f"evaluate: {name}") as elapsed:
+        yield
+    seconds[name] = round(elapsed.seconds, 2)
 
 
 def define_option_flags(flag_values: flags.FlagValues = flags.FLAGS) -> Callable[[], EvalOptions]:
@@ -243,12 +243,15 @@ def evaluate_run(workdir: str, step: int | None = None, options: EvalOptions = E
     }
 
 
+def check_can_write(workdir: str) -> None:
+    """Before minutes of computing: one line (WorkdirError) if eval.json could not be written."""
+    if os.path.isdir(workdir):  # a missing workdir is reported by `load`
+        check_writable(workdir, create=False)
+
+
 def write_report(workdir: str, report: dict) -> str:
     path = os.path.join(workdir, "eval.json")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(report, f, indent=2)
-    os.replace(tmp, path)  # never a half-written eval.json (a sweep treats it as 'finished')
+    atomic_write(path, json.dumps(report, indent=2))  # never a half-written eval.json (a sweep treats it as 'finished')
     return path
 
 

@@ -28,6 +28,7 @@ from aejax.core.batching import map_batches
 from aejax.core.errors import ConfigError
 from aejax.data.catalog import dataset_info, observe_factors
 from aejax.evaluation import disentanglement as dm
+from aejax.training.workdir import atomic_write
 
 PREFIX = "disentanglement/"
 ENCODE_CHUNK = 512  # images per encoder call; every call is padded to this (one compiled shape)
@@ -126,10 +127,7 @@ def merge_into_eval_json(workdir: str, scores: dict[str, float]) -> str:
         with open(path) as f:
             existing = json.load(f)
     existing.update(scores)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(existing, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(existing, indent=2, sort_keys=True))
     return path
 
 

@@ -3,7 +3,9 @@
 `inspect_run` gathers what the figures draw (the run restored, its evaluation
 split encoded, 2-D projections of the codes, the eval table of eval.json) and
 hands it to `aejax.figures`. Every figure works for every variant through its
-registry fields.
+registry fields. Each step says when it starts and ends (and every 15 s between,
+`aejax.core.timing.stage`): PCA and UMAP of thousands of codes take a minute on
+2 cores.
 """
 from __future__ import annotations
 
@@ -15,6 +17,9 @@ import jax
 import numpy as np
 from absl import logging
 
+from aejax.core import timing
+from aejax.core.distributions import kl_divergence
+from aejax.data.catalog import dataset_info
 from aejax.evaluation import clustering
 from aejax.evaluation.evaluate_run import read_report, table_rows
 from aejax.evaluation.inputs import codes_of, encode_all, evaluation_split, load_eval_data
@@ -23,6 +28,7 @@ from aejax.figures.latents import GRID_PROBABILITIES
 from aejax.figures.page import EvalTable, Figure, write_index_html
 from aejax.objectives.denoising import CORRUPTIONS
 from aejax.training.restore import load, load_config
+from aejax.training.workdir import check_writable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,12 +59,15 @@ def inspect_run(workdir: str, step: int | None = None,
                 options: InspectOptions = InspectOptions()) -> list[Figure]:
     """Every figure of the run, `latents.npz` and `index.html`, under workdir/inspect/."""
     out = os.path.join(workdir, "inspect")
-    os.makedirs(out, exist_ok=True)
-    trained = load(workdir, step)
-    config = trained.config
-    data = load_eval_data(config, evaluation_split(config), options.max_examples)
-    encoded = encode_all(trained, data.x, 500)
-    codes = codes_of(trained, encoded).astype(np.float32)
+    with timing.stage("inspect: restore the run and load its evaluation split"):
+        trained = load(workdir, step)
+        check_writable(out, what="the output folder")  # before the minutes of computing
+        config = trained.config
+        data = load_eval_data(config, evaluation_split(config), options.max_examples)
+    with timing.stage(f"inspect: encode {len(data.x)} images"):
+        encoded = encode_all(trained, data.x, 500)
+        codes = codes_of(trained, encoded).astype(np.float32)
+    class_names = dataset_info(config.dataset).class_names
     key = jax.random.PRNGKey(options.seed)
     num = min(options.num_images, len(data.grey))
     num_cols = int(np.sqrt(num)) if num >= 16 else num
@@ -70,7 +79,8 @@ def inspect_run(workdir: str, step: int | None = None,
         logging.info("inspect: wrote %s", name)
 
     save("reconstructions.png", grids.reconstruction_grid(trained, data.grey[:num], num_cols), "Reconstructions",
-         "Odd rows: grey-level test inputs; even rows: decode(code(x)), the decoder's mean image.")
+         "Rows labelled input: grey-level test inputs; below each, reconstruction: decode(code(x)), the "
+         "decoder's mean image.")
     if trained.variant.generative:
         save("samples.png", grids.sample_grid(trained, key, num, num_cols), "Samples from the prior",
              "decode(z) for z ~ N(0, I): the decoder's mean image.")
@@ -84,22 +94,23 @@ def inspect_run(workdir: str, step: int | None = None,
     if codes.shape[1] == 2:
         projections = {"codes": (codes[subset], ("z_0", "z_1"), "the 2-D codes themselves")}
     else:
-        projections = {"pca": (clustering.pca_codes(codes, codes[subset], 2), ("PC 1", "PC 2"),
-                               "PCA of the codes (fit on all test codes)")}
+        with timing.stage(f"inspect: PCA of {len(codes)} codes"):
+            projections = {"pca": (clustering.pca_codes(codes, codes[subset], 2), ("PC 1", "PC 2"),
+                                   "PCA of the codes (fit on all test codes)")}
         if options.umap:
-            projections["umap"] = (clustering.umap_codes(codes[subset], dim=2, min_dist=0.1, seed=options.seed),
-                                   ("UMAP 1", "UMAP 2"), "UMAP of the codes (n_neighbors 20, min_dist 0.1)")
+            with timing.stage(f"inspect: UMAP of {len(subset)} codes"):
+                projections["umap"] = (clustering.umap_codes(codes[subset], dim=2, min_dist=0.1, seed=options.seed),
+                                       ("UMAP 1", "UMAP 2"), "UMAP of the codes (n_neighbors 20, min_dist 0.1)")
     arrays["scatter_index"] = subset
     for name, (points, axes, how) in projections.items():
         arrays[f"{name}_2d"] = np.asarray(points, np.float32)
         filename = f"latents_{name}.png"
-        plots.scatter_plot(os.path.join(out, filename), points, data.labels[subset],
-                     f"{config.model}: test codes, {how}", axes)
+        with timing.stage(f"inspect: scatter plot {filename}"):
+            plots.scatter_plot(os.path.join(out, filename), points, data.labels[subset],
+                               f"{config.model}: test codes, {how}", axes, class_names)
         shown.append(Figure(filename, f"Latent space ({name})",
                             f"{len(subset)} test codes ({'posterior means' if trained.variant.probabilistic_encoder else 'codes'}), "
-                            f"{how}, coloured by label."))
-    np.savez_compressed(os.path.join(out, "latents.npz"), **arrays)
-
+                            f"{how}, coloured by class."))
     grid, (first, second) = latents.manifold_grid(trained, codes, options.grid_size)
     cdf = "N(0, 1) prior" if trained.variant.generative else "empirical distribution of the test codes"
     save("manifold.png", grid, "Latent manifold",
@@ -107,10 +118,17 @@ def inspect_run(workdir: str, step: int | None = None,
          f"{GRID_PROBABILITIES}; x: z_{first}, y: z_{second} (upwards)"
          + ("" if codes.shape[1] == 2 else "; the two most active dims, the others at "
             + ("0." if trained.variant.generative else "the mean code.")))
-    grid, dims = latents.traversal_grid(trained, codes, codes[0], options.traversal_steps, options.max_traversal_dims)
+    kl_per_dim = None
+    if trained.variant.probabilistic_encoder:  # mean KL(q(z_d|x) ‖ N(0, 1)) over the test images, per dim
+        kl_per_dim = np.mean(np.asarray(kl_divergence(*encoded)), axis=0)
+        arrays["kl_per_dim"] = kl_per_dim.astype(np.float32)
+    grid, dims = latents.traversal_grid(trained, codes, codes[0], options.traversal_steps, options.max_traversal_dims,
+                                        kl_per_dim)
     save("traversals.png", grid, "Latent traversals",
          f"Row i: the code of test image 0 with one latent dim set to {options.traversal_steps} values "
-         f"of the inverse CDF ({cdf}); rows are dims {', '.join(map(str, dims))} (most active first).")
+         f"of the inverse CDF ({cdf}); rows are dims {', '.join(map(str, dims))} (most active first), each "
+         "labelled with its dim" + (" and its KL in nats (mean over the test images)." if kl_per_dim is not None
+                                   else "."))
     pairs = latents.interpolation_pairs(data.labels, options.interpolation_pairs)
     save("interpolations.png", latents.interpolation_grid(trained, data.grey, codes, pairs, options.interpolation_steps),
          "Interpolations", "Each row: a test image, decodings of the straight line between its code and "
@@ -122,6 +140,7 @@ def inspect_run(workdir: str, step: int | None = None,
              f"Rows of three: clean inputs, corrupted by {config.corruption!r}, reconstructions.")
     else:
         logging.info("inspect: no denoising figure: %s", why_not)
+    np.savez_compressed(os.path.join(out, "latents.npz"), **arrays)
     notes = [] if corrupt is not None else [f"No denoising figure: {why_not}."]
     write_index_html(os.path.join(out, "index.html"), page_title(workdir), shown, eval_table(workdir),
                      load_config(workdir).to_dict(), notes)

@@ -11,7 +11,7 @@ import numpy as np
 from scipy import stats
 
 from aejax.core.batching import map_batches
-from aejax.figures.grids import image_grid
+from aejax.figures.grids import image_grid, label_rows
 
 # Probabilities of the latent grid: evenly spaced, then mapped through an inverse CDF.
 GRID_PROBABILITIES = (0.05, 0.95)
@@ -49,14 +49,20 @@ def manifold_grid(trained, codes: np.ndarray, size: int) -> tuple[np.ndarray, tu
     return image_grid(decode_images(trained, z), size, pad=0), (first, second)
 
 
-def traversal_grid(trained, codes: np.ndarray, code: np.ndarray, steps: int,
-                   max_dims: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row d: `code` with latent d swept over its CDF grid (most active dims first)."""
+def traversal_grid(trained, codes: np.ndarray, code: np.ndarray, steps: int, max_dims: int,
+                   kl_per_dim: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Row d: `code` with latent d swept over its CDF grid (most active dims first).
+
+    Each row is labelled with its dim (``z_3``) and, given `kl_per_dim` (the VAE
+    family's mean KL(q(z_d|x) ‖ N(0, 1)) over the test set), that dim's KL in nats.
+    """
     dims = dims_by_activity(codes)[:max_dims]
     z = np.tile(code, (len(dims) * steps, 1)).astype(np.float32)
     for row, dim in enumerate(dims):
         z[row * steps:(row + 1) * steps, dim] = latent_values(trained, codes, dim, steps)
-    return image_grid(decode_images(trained, z), steps), dims
+    decoded = decode_images(trained, z)
+    labels = [f"z_{dim}" + ("" if kl_per_dim is None else f"  KL {kl_per_dim[dim]:.2f}") for dim in dims]
+    return label_rows(image_grid(decoded, steps), labels, decoded.shape[1]), dims
 
 
 def interpolation_grid(trained, images: np.ndarray, codes: np.ndarray, pairs: list[tuple[int, int]],

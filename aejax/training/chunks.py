@@ -21,7 +21,7 @@ from aejax.training.step import make_batch_step, permutation_key
 
 OPTIONS = {
     "scan_steps": Option(True, boolean, "chunks of steps as one lax.scan; False: a jitted call per step "
-                                        "(conv models on CPU: XLA:CPU convs in loops are ~10x slower)"),
+                                        "(conv models on CPU: XLA:CPU convs in loops are ~10x slower)", resumable=True),
 }
 
 

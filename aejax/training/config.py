@@ -23,16 +23,18 @@ from aejax.training import chunks, step
 # The run's own keys: its length, seed and bookkeeping.
 OPTIONS = {
     "batch_size": Option(128, positive_integer, "examples per step (split over the devices)"),
-    "num_epochs": Option(20, positive_integer, "passes over the training split, unless num_train_steps is set"),
+    # Resumable: a run's length is judged by the num_train_steps it resolves to (aejax.training.resume).
+    "num_epochs": Option(20, positive_integer, "passes over the training split, unless num_train_steps is set",
+                         resumable=True),
     "num_train_steps": Option(-1, steps, "-1 = num_epochs × (train examples // batch_size)"),
     "seed": Option(0, integer, "everything random derives from it: same config + seed → same numbers"),
     # Steps run in chunks of gcd(log, eval, checkpoint) inside one compiled call,
     # so these also set how often control returns to Python.
-    "log_every_steps": Option(100, positive_integer, "steps between metrics.jsonl records"),
-    "eval_every_steps": Option(1000, positive_integer, "steps between evaluations (and figures)"),
-    "checkpoint_every_steps": Option(1000, positive_integer, "steps between checkpoints"),
-    "keep_checkpoints": Option(3, positive_integer, "the latest checkpoints kept"),
-    "num_figure_images": Option(64, positive, "test images in each figure grid"),
+    "log_every_steps": Option(100, positive_integer, "steps between metrics.jsonl records", resumable=True),
+    "eval_every_steps": Option(1000, positive_integer, "steps between evaluations (and figures)", resumable=True),
+    "checkpoint_every_steps": Option(1000, positive_integer, "steps between checkpoints", resumable=True),
+    "keep_checkpoints": Option(3, positive_integer, "the latest checkpoints kept", resumable=True),
+    "num_figure_images": Option(64, positive, "test images in each figure grid", resumable=True),
 }
 
 # Set by `prepare_config` from the data, never by the user.
@@ -57,7 +59,8 @@ def default_config(model: str = "vae") -> ml_collections.ConfigDict:
     return config
 
 
-def _declared_anywhere() -> set[str]:
+def declared_keys() -> set[str]:
+    """Every key some part of aejax reads (of any model), and the derived ones."""
     declared = set(shared_options()) | set(DERIVED_KEYS)
     for name in objectives.names():
         declared |= set(objectives.get(name).options)
@@ -73,7 +76,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
             completed[name] = option.default
             logging.info("config.%s not set: using its default %r", name, option.default)
         check_value(name, option, completed[name])
-    unknown = sorted(set(completed) - _declared_anywhere())
+    unknown = sorted(set(completed) - declared_keys())
     if unknown:
         logging.warning("config keys read by no part of aejax (check their spelling): %s", ", ".join(unknown))
     return completed

@@ -4,7 +4,10 @@
 pieces it strings together live in their own modules: the config
 (`aejax.training.config`), the state (`state`), the pure step and the eval pass
 (`step`), compiled chunks and their data feeds (`chunks`), checkpoints
-(`checkpoint`), metrics (`writers`) and progress (`progress`).
+(`checkpoint`), metrics (`writers`) and progress (`progress`); and what keeps a
+run whole: the workdir's lock (`workdir`), the rules for resuming with a changed
+config (`resume`), verified checkpoints (`checkpoint`, `integrity`) and a clean
+stop on SIGTERM/SIGINT (`preemption`).
 """
 from __future__ import annotations
 
@@ -13,7 +16,8 @@ import math
 import os
 import time
 import warnings
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Iterable
 
 import jax
 import ml_collections
@@ -21,16 +25,17 @@ import numpy as np
 from absl import logging
 
 from aejax import objectives
-from aejax.core import parallel
-from aejax.core.errors import ConfigError, NonFiniteLossError
+from aejax.core import parallel, timing
+from aejax.core.errors import ConfigError, Interrupted, NonFiniteLossError
 from aejax.data import batches, placement, splits
 from aejax.figures import grids
-from aejax.training import checkpoint, writers
+from aejax.training import checkpoint, preemption, resume, writers
+from aejax.training import workdir as workdir_lib
 from aejax.training.chunks import FEEDS, chunk_schedule
 from aejax.training.config import prepare_config, validate
 from aejax.training.progress import Progress, format_seconds
 from aejax.training.restore import TrainedModel
-from aejax.training.state import create_train_state, variant_optimizer
+from aejax.training.state import check_memory, create_train_state, variant_optimizer
 from aejax.training.step import EVAL_STREAM, make_evaluate, make_train_step, make_update
 
 # CPU has no buffer donation; the request is still right for accelerators.
@@ -82,6 +87,23 @@ def _check_batch_divides(config, mesh) -> None:
                           "another batch size)")
 
 
+def _compile_ahead(evaluate, trained, state, test_data, eval_device) -> list:
+    """Compiles evaluation (and the figures' programs) in a background thread, while the first chunks train.
+
+    XLA compiles without holding Python's lock, so on a machine with a core to
+    spare the first evaluation no longer waits for its compile.
+    """
+    local = parallel.local_copy(state, eval_device)
+    ahead = ThreadPoolExecutor(1, thread_name_prefix="aejax-compile-ahead")
+    compiling = [ahead.submit(evaluate.compile, local.params, test_data, local.rng, local.step)]
+    if trained is not None:
+        trained.params = local.params  # the figures draw from a copy on the eval device, as here
+        key = jax.random.fold_in(local.rng, EVAL_STREAM)
+        compiling.append(ahead.submit(trained.compile_figures, trained.config.num_figure_images, key))
+    ahead.shutdown(wait=False)
+    return compiling
+
+
 class _NoWriter:
     """What processes other than 0 write: nothing."""
 
@@ -89,16 +111,59 @@ class _NoWriter:
         return lambda *args, **kwargs: None
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    """Train `config` in `workdir`, resuming from its latest checkpoint; return final eval.
+def restore_or_start(workdir: str, config: ml_collections.ConfigDict, checkpointer: checkpoint.Checkpointer,
+                     state, allowed: frozenset[str]) -> tuple[int, Any]:
+    """A run's starting (step, state): its newest checkpoint that verifies, else `state` at step 0.
+
+    The checkpoint's config is checked against `config` (changes in keys not
+    resumable and not `allowed` are refused in one line); accepted changes are
+    recorded in the workdir's config history, and config.json is written only then.
+    """
+    changes: resume.Changes = {}
+
+    def accept(step: int, meta: dict) -> None:
+        changes.clear()
+        changes.update(resume.check_resume(meta["config"], config.to_dict(), step, allowed, workdir))
+
+    restored = checkpointer.restore_newest_good(state, config.to_dict(), accept)
+    step = 0
+    if restored is not None:
+        step, state = restored
+        logging.info("%s: resumed from the checkpoint at step %d (verified)", workdir, step)
+    if parallel.is_main_process():  # the run is accepted: record what it changed, and the config it runs
+        if changes:
+            workdir_lib.append_history(workdir, resume.history_record(step, changes, allowed))
+            say = logging.warning if set(changes) & allowed else logging.info  # loud if numbers change
+            say("resuming at step %d with config changes (recorded in %s): %s", step, workdir_lib.HISTORY_FILE,
+                "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changes.items()))
+        workdir_lib.atomic_write(os.path.join(workdir, "config.json"), json.dumps(config.to_dict(), indent=2))
+    return step, state
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       allow_config_change: str | Iterable[str] | None = None) -> dict[str, Any]:
+    """Train `config` in `workdir`, resuming from its newest good checkpoint; return final eval.
 
     Runs data-parallel over `config.num_devices` devices (0 = every device of
-    every process); only process 0 writes metrics, figures and config.json.
+    every process); only process 0 writes metrics, figures and config.json. The
+    workdir is locked for the run. A resume whose config computes something else
+    than the checkpoint's is refused unless `allow_config_change` names the keys
+    ('a,b' or a list; `aejax.training.resume`). SIGTERM/SIGINT save a checkpoint
+    and raise `Interrupted`.
     """
+    clock = timing.Breakdown()  # start-up, data, init, ...: one line at the end of the log
     config = validate(config)
+    allowed = resume.parse_allowed(allow_config_change)
+    with workdir_lib.claim(workdir):
+        if parallel.is_main_process():
+            workdir_lib.remove_unfinished_checkpoints(os.path.join(workdir, "checkpoints"))
+        parallel.sync_processes("aejax: workdir claimed")
+        return _train(config, workdir, allowed, clock)
+
+
+def _train(config: ml_collections.ConfigDict, workdir: str, allowed: frozenset[str],
+           clock: timing.Breakdown) -> dict[str, Any]:
     main_process = parallel.is_main_process()
-    if main_process:
-        os.makedirs(workdir, exist_ok=True)
     variant = objectives.get(config.model)
     mesh = parallel.make_mesh(config.num_devices)
     _check_batch_divides(config, mesh)
@@ -110,82 +175,103 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     test_split = splits.load_eval(config)  # "test", or what the dataset declares
     config = prepare_config(config, train_split)
     total_steps = config.num_train_steps
-    if main_process:
-        with open(os.path.join(workdir, "config.json"), "w") as f:
-            json.dump(config.to_dict(), f, indent=2)
     test_data = placement.put_on_device(test_split, eval_device)
     logging.info("%s: %d train / %d eval images of shape %s; %d steps of batch %d; data on the %s "
                  "(%s); %d devices in %d processes", config.dataset, train_split.num_examples,
                  test_split.num_examples, train_split.image_shape, total_steps, config.batch_size,
                  where, config.data_placement, mesh.size, jax.process_count())
+    clock.lap("data")
 
-    # ---- model, optimiser, state (restored if the workdir has a checkpoint).
+    # ---- model, optimiser, state: restored from the newest checkpoint that verifies, if any.
     model = variant.build_model(config, config.image_shape)
     optimizer = variant_optimizer(variant, config, total_steps)
-    state = jax.device_put(
-        create_train_state(config, variant, model, optimizer, jax.random.PRNGKey(config.seed)),
-        parallel.replicated(mesh))
+    init = lambda: create_train_state(config, variant, model, optimizer,  # noqa: E731
+                                      jax.random.PRNGKey(config.seed))
+    check_memory(config, jax.eval_shape(init), placement.device_memory_bytes(eval_device), str(eval_device))
+    state = jax.device_put(init(), parallel.replicated(mesh))
     checkpointer = checkpoint.Checkpointer(workdir, max_to_keep=config.keep_checkpoints)
+    step, state = restore_or_start(workdir, config, checkpointer, state, allowed)
     writer = writers.MetricWriter(workdir) if main_process else _NoWriter()
-    if checkpointer.latest_step() is not None:
-        state = checkpointer.restore(state, config.to_dict())
-        logging.info("resumed from the checkpoint at step %d", int(parallel.local_copy(state.step)))
-    writer.truncate_after(int(parallel.local_copy(state.step)))
+    writer.truncate_after(step)
     num_params = sum(x.size for x in jax.tree_util.tree_leaves(state.params))
     logging.info("model %r: %d parameters", config.model, num_params)
+    clock.lap("init")
 
     # ---- compiled functions.
-    step = int(parallel.local_copy(state.step))
     chunk = math.gcd(config.log_every_steps, config.eval_every_steps, config.checkpoint_every_steps)
     schedule = chunk_schedule(step, total_steps, chunk)
     train_step = make_train_step(make_update(variant, model, config, optimizer, total_steps))
     feed = FEEDS[where](train_step, config, train_split, mesh, state, schedule)
     evaluate = make_evaluate((variant.make_eval_loss or variant.make_loss)(model, config), config)
+    trained = TrainedModel(config, state.params, step) if main_process else None  # figures; params set per eval
+    compiling = _compile_ahead(evaluate, trained, state, test_data, eval_device) if schedule else []
 
     # ---- loop.
     progress = Progress(total_steps, step, config.batch_size)
     start, first_step_time, eval_metrics = time.perf_counter(), None, {}
     train_seconds, timed_steps = 0.0, 0  # time inside training chunks only
     train_metrics: list[dict[str, np.ndarray]] = []
-    for first_step, num_steps in schedule:
-        chunk_start = time.perf_counter()
-        state, metrics = feed(state, first_step, num_steps)
-        metrics = jax.device_get(parallel.local_copy(metrics))
-        if first_step_time is not None:  # steady state: compile excluded
-            train_seconds += time.perf_counter() - chunk_start
-            timed_steps += num_steps
-        _check_finite(metrics, step, checkpointer)
-        step += num_steps
-        if first_step_time is None:
-            first_step_time = time.perf_counter() - start
-            logging.info("first chunk of %d steps finished %.1fs after start (compile included)",
-                         num_steps, first_step_time)
-            progress.start(step)
-        train_metrics.append(metrics)
-        progress.update(step, f"loss {float(np.mean(metrics['loss'])):.2f}")
-        done = step == total_steps
-        if step % config.log_every_steps == 0 or done:
-            merged = {k: np.concatenate([m[k] for m in train_metrics]) for k in train_metrics[0]}
-            rates = {} if not timed_steps else {
-                "train/steps_per_sec": timed_steps / train_seconds,
-                "train/examples_per_sec": timed_steps * config.batch_size / train_seconds}
-            writer.write(step, {**scalar_metrics(merged, "train"), **rates})
-            train_metrics = []
-        if step % config.eval_every_steps == 0 or done:
-            local = parallel.local_copy(state, eval_device)
-            eval_metrics = evaluate(local.params, test_data, local.rng, local.step)
-            writer.write(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
-            if main_process:
-                trained = TrainedModel(config, local.params, step)
-                save_figures(workdir, step, trained, test_data.images,
-                             jax.random.fold_in(local.rng, EVAL_STREAM), writer)
-            logging.info("step %d eval: %s", step, ", ".join(
-                f"{k} {float(v):.3f}" for k, v in eval_metrics.items() if np.ndim(v) == 0))
-        if step % config.checkpoint_every_steps == 0 or done:
-            checkpointer.save(step, state, config.to_dict())
-    progress.close()
-    checkpointer.close()
-    writer.close()
+    stop = 0
+    with preemption.StopSignals() as signals, \
+            workdir_lib.disk_errors_in_one_line(workdir, checkpointer.latest_finished):
+        for first_step, num_steps in schedule:
+            chunk_start = time.perf_counter()
+            state, metrics = feed(state, first_step, num_steps)
+            metrics = jax.device_get(parallel.local_copy(metrics))
+            clock.lap("train" if first_step_time is not None else "first chunk")
+            if first_step_time is not None:  # steady state: compile excluded
+                train_seconds += time.perf_counter() - chunk_start
+                timed_steps += num_steps
+            _check_finite(metrics, step, checkpointer)
+            step += num_steps
+            checkpointer.check(step, state)  # a failed background save, or a full disk, stops the run now
+            if first_step_time is None:
+                first_step_time = time.perf_counter() - start
+                logging.info("first chunk of %d steps finished %.1fs after start (compile included)",
+                             num_steps, first_step_time)
+                progress.start(step)
+            train_metrics.append(metrics)
+            progress.update(step, f"loss {float(np.mean(metrics['loss'])):.2f}")
+            done = step == total_steps
+            stop = 0 if done else signals.requested()  # the same in every process
+            if step % config.log_every_steps == 0 or done or stop:
+                merged = {k: np.concatenate([m[k] for m in train_metrics]) for k in train_metrics[0]}
+                rates = {} if not timed_steps else {
+                    "train/steps_per_sec": timed_steps / train_seconds,
+                    "train/examples_per_sec": timed_steps * config.batch_size / train_seconds}
+                writer.write(step, {**scalar_metrics(merged, "train"), **rates})
+                train_metrics = []
+            if step % config.eval_every_steps == 0 or done:
+                for future in compiling:  # compiled ahead: ready, or what went wrong is raised here
+                    future.result()
+                compiling = []
+                local = parallel.local_copy(state, eval_device)
+                eval_metrics = evaluate(local.params, test_data, local.rng, local.step)
+                writer.write(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
+                clock.lap("eval")
+                if main_process:
+                    trained.params, trained.step = local.params, step
+                    save_figures(workdir, step, trained, test_split.images,
+                                 jax.random.fold_in(local.rng, EVAL_STREAM), writer)
+                    clock.lap("figures")
+                logging.info("step %d eval: %s", step, ", ".join(
+                    f"{k} {float(v):.3f}" for k, v in eval_metrics.items() if np.ndim(v) == 0))
+            if step % config.checkpoint_every_steps == 0 or done or stop:
+                checkpointer.save(step, state, config.to_dict())
+                clock.lap("checkpoint")
+            if stop:
+                break
+        progress.close()
+        checkpointer.close()
+        clock.lap("checkpoint")
+        writer.close()
     elapsed = time.perf_counter() - start
+    if stop:
+        raise Interrupted(f"stopped by {preemption.name_of(stop)} after step {step} of {total_steps}: "
+                          f"checkpoint saved in {checkpointer.directory}/{step}; rerun the same command "
+                          "to resume", stop)
+    if not schedule:
+        logging.info("nothing to train: the checkpoint is at step %d = num_train_steps", step)
     logging.info("finished %d steps in %s", total_steps, format_seconds(elapsed))
+    logging.info("time: %s", clock.summary())
     return {k: np.asarray(v) for k, v in eval_metrics.items()}

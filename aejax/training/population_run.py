@@ -14,8 +14,8 @@ checkpoint stays); the others go on.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import json
 import math
 import os
 import time
@@ -28,15 +28,17 @@ import numpy as np
 from absl import logging
 
 from aejax.core import parallel
-from aejax.core.errors import ConfigError, NonFiniteLossError
+from aejax.core.errors import ConfigError, Interrupted, NonFiniteLossError
 from aejax.data import placement, splits
-from aejax.training import checkpoint, writers
+from aejax.training import checkpoint, preemption, resume, writers
+from aejax.training import workdir as workdir_lib
 from aejax.training.chunks import chunk_schedule
 from aejax.training.config import prepare_config, validate
-from aejax.training.loop import first_non_finite, save_figures, scalar_metrics
+from aejax.training.loop import first_non_finite, restore_or_start, save_figures, scalar_metrics
 from aejax.training.population import build_program, member, split_into_populations, stack
 from aejax.training.progress import Progress, format_seconds
 from aejax.training.restore import TrainedModel
+from aejax.training.state import check_memory
 from aejax.training.step import EVAL_STREAM
 
 
@@ -89,35 +91,45 @@ def _prepare(configs, workdirs):
     return [prepare_config(c, train_split) for c in configs], mesh, train_split, splits.load_eval(configs[0])
 
 
-def train_population(configs, workdirs) -> list[dict[str, Any]]:
-    """Train `configs` (one population) in `workdirs`, resuming each member from its latest checkpoint.
+def train_population(configs, workdirs, allow_config_change=None) -> list[dict[str, Any]]:
+    """Train `configs` (one population) in `workdirs`, resuming each member from its newest good checkpoint.
 
-    Returns, per member, {"workdir", "step", "eval": final eval metrics, "error": None or why it stopped}.
+    Every member's workdir is locked, checked and written as `train_and_evaluate`
+    does it (config changes on resume refused unless `allow_config_change` names
+    them; damaged checkpoints skipped; SIGTERM/SIGINT save every member and raise
+    `Interrupted`; a full disk stops the run in one line). Returns, per member,
+    {"workdir", "step", "eval": final eval metrics, "error": None or why it stopped}.
     Raises NonFiniteLossError if every member stopped on a non-finite loss.
     """
+    allowed = resume.parse_allowed(allow_config_change)
+    with contextlib.ExitStack() as claims:
+        for workdir in workdirs:
+            claims.enter_context(workdir_lib.claim(workdir))
+            if parallel.is_main_process():
+                workdir_lib.remove_unfinished_checkpoints(os.path.join(workdir, "checkpoints"))
+        parallel.sync_processes("aejax: population workdirs claimed")
+        return _train_population(configs, workdirs, allowed)
+
+
+def _train_population(configs, workdirs, allowed) -> list[dict[str, Any]]:
     configs, mesh, train_split, test_split = _prepare(configs, workdirs)
     base, main_process, eval_device = configs[0], parallel.is_main_process(), jax.local_devices()[0]
-    members = []
-    for config, workdir in zip(configs, workdirs):
-        if main_process:
-            os.makedirs(workdir, exist_ok=True)
-            with open(os.path.join(workdir, "config.json"), "w") as f:
-                json.dump(config.to_dict(), f, indent=2)
-        members.append(Member(config, workdir, checkpoint.Checkpointer(workdir, max_to_keep=config.keep_checkpoints),
-                              writers.MetricWriter(workdir) if main_process else _NoWriter()))
-
     program = build_program(configs, train_split.num_examples, mesh)
     replicated = parallel.replicated(mesh)
     keys = jnp.stack([jax.random.PRNGKey(c.seed) for c in configs])
+    initial = jax.eval_shape(program.init, program.values, keys)
+    check_memory(base, initial, placement.device_memory_bytes(eval_device), str(eval_device))
     states = jax.device_put(program.init(program.values, keys), replicated)
-    if any(m.checkpointer.latest_step() is not None for m in members):
-        states = jax.device_put(stack([
-            m.checkpointer.restore(member(states, i), m.config.to_dict())
-            if m.checkpointer.latest_step() is not None else member(states, i)
-            for i, m in enumerate(members)]), replicated)
-    for i, m in enumerate(members):
-        m.step = int(parallel.local_copy(member(states, i).step))
-        m.writer.truncate_after(m.step)
+
+    members, member_states = [], []
+    for i, (config, workdir) in enumerate(zip(configs, workdirs)):
+        checkpointer = checkpoint.Checkpointer(workdir, max_to_keep=config.keep_checkpoints)
+        step, state = restore_or_start(workdir, config, checkpointer, member(states, i), allowed)
+        writer = writers.MetricWriter(workdir) if main_process else _NoWriter()
+        writer.truncate_after(step)
+        members.append(Member(config, workdir, checkpointer, writer, step))
+        member_states.append(state)
+    states = jax.device_put(stack(member_states), replicated)
     logging.info("population of %d members (%s vary) at steps %s; %s: %d train / %d eval images, %d steps of "
                  "batch %d on %d devices", len(members), ", ".join(program.values) or "only the seed",
                  sorted({m.step for m in members}), base.dataset, train_split.num_examples, test_split.num_examples,
@@ -125,72 +137,97 @@ def train_population(configs, workdirs) -> list[dict[str, Any]]:
 
     train_data = placement.put_on_device(train_split, replicated)
     test_data = placement.put_on_device(test_split, eval_device)
+    figures = [TrainedModel(m.config, None) if main_process else None for m in members]
     total = base.num_train_steps
     chunk = math.gcd(base.log_every_steps, base.eval_every_steps, base.checkpoint_every_steps)
     start_step = min(m.step for m in members)
     progress = Progress(total, start_step, base.batch_size * len(members), description=f"{len(members)} members")
     start, first_chunk_time = time.perf_counter(), None
-    train_seconds, timed_steps = 0.0, 0
-    for first_step, num_steps in chunk_schedule(start_step, total, chunk):
-        active = [m.step == first_step and m.error is None for m in members]
-        if not any(active):
-            continue
-        chunk_start = time.perf_counter()
-        new_states, metrics = program.chunk(states, train_data.images, train_data.labels, num_steps)
-        states = _keep_inactive(jnp.asarray(active), new_states, states)
-        metrics = jax.device_get(parallel.local_copy(metrics))  # {name: [steps, M, ...]}
-        if first_chunk_time is None:
-            first_chunk_time = time.perf_counter() - start
-            logging.info("first chunk of %d steps finished %.1fs after start (compile included)",
-                         num_steps, first_chunk_time)
-            progress.start(first_step + num_steps)
-        else:
-            train_seconds += time.perf_counter() - chunk_start
-            timed_steps += num_steps
-        step, done = first_step + num_steps, first_step + num_steps == total
-        updated = [i for i, m in enumerate(members) if active[i]]
-        for i in updated:
-            own = {k: v[:, i] for k, v in metrics.items()}
-            members[i].error = first_non_finite(own, first_step)
-            if members[i].error:
-                logging.error("%s: %s; this member stopped, its last good checkpoint (step %s) is intact",
-                              members[i].workdir, members[i].error, members[i].checkpointer.latest_step())
+    train_seconds, timed_steps, stop, step = 0.0, 0, 0, start_step
+    with preemption.StopSignals() as signals, \
+            workdir_lib.disk_errors_in_one_line(workdirs[0], members[0].checkpointer.latest_finished):
+        for first_step, num_steps in chunk_schedule(start_step, total, chunk):
+            active = [m.step == first_step and m.error is None for m in members]
+            if not any(active):
                 continue
-            members[i].step = step
-            members[i].train_metrics.append(own)
-        updated = [i for i in updated if members[i].error is None]
-        progress.update(step, f"loss {np.mean([np.mean(metrics['loss'][:, i]) for i in updated] or [np.nan]):.2f}")
-        if step % base.log_every_steps == 0 or done:
-            rates = {} if not timed_steps else {"train/steps_per_sec": timed_steps / train_seconds,
-                                                "train/examples_per_sec": timed_steps * base.batch_size / train_seconds}
+            chunk_start = time.perf_counter()
+            new_states, metrics = program.chunk(states, train_data.images, train_data.labels, num_steps)
+            states = _keep_inactive(jnp.asarray(active), new_states, states)
+            metrics = jax.device_get(parallel.local_copy(metrics))  # {name: [steps, M, ...]}
+            if first_chunk_time is None:
+                first_chunk_time = time.perf_counter() - start
+                logging.info("first chunk of %d steps finished %.1fs after start (compile included)",
+                             num_steps, first_chunk_time)
+                progress.start(first_step + num_steps)
+            else:
+                train_seconds += time.perf_counter() - chunk_start
+                timed_steps += num_steps
+            step, done = first_step + num_steps, first_step + num_steps == total
+            updated = _record_chunk(members, active, metrics, first_step, step)
             for i in updated:
-                m = members[i]
-                merged = {k: np.concatenate([t[k] for t in m.train_metrics]) for k in m.train_metrics[0]}
-                m.writer.write(step, {**scalar_metrics(merged, "train"), **rates})
-                m.train_metrics = []
-        if (step % base.eval_every_steps == 0 or done) and updated:
-            local = parallel.local_copy(states, eval_device)
-            evaluated = program.evaluate(local.params, test_data, local.rng, local.step)
-            for i in updated:
-                m = members[i]
-                m.eval_metrics = {k: v[i] for k, v in evaluated.items()}
-                m.writer.write(step, {f"eval/{k}": v for k, v in m.eval_metrics.items()})
-                if main_process:
-                    own = member(local, i)
-                    save_figures(m.workdir, step, TrainedModel(m.config, own.params, step), test_data.images,
-                                 jax.random.fold_in(own.rng, EVAL_STREAM), m.writer)
-            logging.info("step %d eval, %d members: elbo %s", step, len(updated), " ".join(
-                f"{float(members[i].eval_metrics.get('elbo', np.nan)):.2f}" for i in updated))
-        if step % base.checkpoint_every_steps == 0 or done:
-            for i in updated:
-                members[i].checkpointer.save(step, member(states, i), members[i].config.to_dict())
-    progress.close()
-    for m in members:
-        m.checkpointer.close()
-        m.writer.close()
+                members[i].checkpointer.check(step, member(states, i))  # a failed save or a full disk stops now
+            progress.update(step, f"loss {np.mean([np.mean(metrics['loss'][:, i]) for i in updated] or [np.nan]):.2f}")
+            stop = 0 if done else signals.requested()
+            if step % base.log_every_steps == 0 or done or stop:
+                rates = {} if not timed_steps else {"train/steps_per_sec": timed_steps / train_seconds,
+                                                    "train/examples_per_sec": timed_steps * base.batch_size / train_seconds}
+                for i in updated:
+                    m = members[i]
+                    merged = {k: np.concatenate([t[k] for t in m.train_metrics]) for k in m.train_metrics[0]}
+                    m.writer.write(step, {**scalar_metrics(merged, "train"), **rates})
+                    m.train_metrics = []
+            if (step % base.eval_every_steps == 0 or done) and updated:
+                _evaluate(program, members, updated, states, test_data, eval_device, figures, step)
+            if step % base.checkpoint_every_steps == 0 or done or stop:
+                for i in updated:
+                    members[i].checkpointer.save(step, member(states, i), members[i].config.to_dict())
+            if stop:
+                break
+        progress.close()
+        for m in members:
+            m.checkpointer.close()
+            m.writer.close()
+    if stop:
+        raise Interrupted(f"stopped by {preemption.name_of(stop)} after step {step} of {total}: every member's "
+                          f"checkpoint saved ({', '.join(workdirs)}); rerun the same command to resume", stop)
     logging.info("population of %d finished %d steps in %s", len(members), total,
                  format_seconds(time.perf_counter() - start))
     if all(m.error for m in members):
         raise NonFiniteLossError(f"every member of the population stopped: {members[0].error} (first member)")
     return [{"workdir": m.workdir, "step": m.step, "error": m.error,
              "eval": {k: np.asarray(v) for k, v in m.eval_metrics.items()}} for m in members]
+
+
+def _record_chunk(members: list[Member], active: list[bool], metrics: dict, first_step: int, step: int) -> list[int]:
+    """Advance the members that trained this chunk, stopping those whose loss went non-finite; the advanced ones."""
+    updated = []
+    for i, m in enumerate(members):
+        if not active[i]:
+            continue
+        own = {k: v[:, i] for k, v in metrics.items()}
+        m.error = first_non_finite(own, first_step)
+        if m.error:
+            logging.error("%s: %s; this member stopped, its last good checkpoint (step %s) is intact",
+                          m.workdir, m.error, m.checkpointer.latest_step())
+            continue
+        m.step = step
+        m.train_metrics.append(own)
+        updated.append(i)
+    return updated
+
+
+def _evaluate(program, members, updated, states, test_data, eval_device, figures, step) -> None:
+    """The eval pass of every member at once; each updated member's record and figures."""
+    local = parallel.local_copy(states, eval_device)
+    evaluated = program.evaluate(local.params, test_data, local.rng, local.step)
+    for i in updated:
+        m = members[i]
+        m.eval_metrics = {k: v[i] for k, v in evaluated.items()}
+        m.writer.write(step, {f"eval/{k}": v for k, v in m.eval_metrics.items()})
+        if figures[i] is not None:
+            own = member(local, i)
+            figures[i].params, figures[i].step = own.params, step
+            save_figures(m.workdir, step, figures[i], test_data.images, jax.random.fold_in(own.rng, EVAL_STREAM),
+                         m.writer)
+    logging.info("step %d eval, %d members: elbo %s", step, len(updated), " ".join(
+        f"{float(members[i].eval_metrics.get('elbo', np.nan)):.2f}" for i in updated))

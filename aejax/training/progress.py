@@ -6,6 +6,8 @@ import time
 
 from absl import logging
 
+from aejax.core.timing import format_seconds
+
 
 class Progress:
     """Tracks steps done since the run (re)started; prints steps/s, examples/s, ETA.
@@ -49,20 +51,15 @@ class Progress:
         if now - self._last_log < self._log_every_seconds and step < self.total:
             return
         self._last_log = now
-        eta = (self.total - step) / steps_per_sec if steps_per_sec > 0 else float("nan")
-        logging.info("%s%s %d/%d (%.0f%%)  %.1f %s/s  %.0f examples/s  ETA %s  %s",
-                     f"{self.description}: " if self.description else "", self.unit, step,
-                     self.total, 100 * step / max(self.total, 1), steps_per_sec, self.unit,
-                     steps_per_sec * self.examples_per_step, format_seconds(eta), postfix)
+        head = (f"{self.description}: " if self.description else "") + \
+            f"{self.unit} {step}/{self.total} ({100 * step / max(self.total, 1):.0f}%)"
+        if steps_per_sec > 0:  # not before a timed stretch: no NaN speed, no "ETA ?"
+            eta = (self.total - step) / steps_per_sec
+            head += (f"  {steps_per_sec:.1f} {self.unit}/s  {steps_per_sec * self.examples_per_step:.0f} "
+                     f"examples/s  ETA {format_seconds(eta)}")
+        logging.info("%s  %s", head, postfix)
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
 
-
-def format_seconds(seconds: float) -> str:
-    if seconds != seconds:  # NaN: not measured yet
-        return "?"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

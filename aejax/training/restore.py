@@ -11,6 +11,7 @@ import ml_collections
 import numpy as np
 
 from aejax import objectives
+from aejax.core.errors import DamagedCheckpointError
 from aejax.training import checkpoint
 from aejax.training.state import abstract_train_state
 
@@ -53,10 +54,16 @@ class TrainedModel:
             encoded = encode(params, x)
             return encoded[0] if variant.probabilistic_encoder else encoded
 
+        def sample(params, key, n):
+            if variant.sample_prior is not None:
+                return decode(params, variant.sample_prior(config, key, n))
+            return decode(params, jax.random.normal(key, (n, config.latent_dim)))
+
         self._encode = jax.jit(encode)
         self._decode = jax.jit(decode)
         self._code = jax.jit(code)
         self._reconstruct = jax.jit(lambda params, x: decode(params, code(params, x)))
+        self._sample = jax.jit(sample, static_argnums=2)
 
     @property
     def latent_dim(self) -> int:
@@ -79,21 +86,44 @@ class TrainedModel:
         if not self.variant.generative:
             raise ValueError(f"model {self.config.model!r} has no prior to sample from; "
                              "sample() is for the generative (VAE-family) variants")
-        if self.variant.sample_prior is not None:
-            return self.decode(self.variant.sample_prior(self.config, key, n))
-        return self.decode(jax.random.normal(key, (n, self.latent_dim)))
+        return self._sample(self.params, key, int(n))
+
+    def compile_figures(self, num_images: int, key: jax.Array) -> None:
+        """Compiles reconstruct (of float [0, 1] images) and sample for `num_images`, without running them.
+
+        The training loop calls it from a background thread, so its figures are
+        ready when first drawn.
+        """
+        images = jax.ShapeDtypeStruct((num_images, *self.image_shape), jnp.float32)
+        self._reconstruct.lower(self.params, images).compile()
+        if self.variant.generative:
+            self._sample.lower(self.params, key, num_images).compile()
+
+
+def _abstract_of(meta: dict):
+    return abstract_train_state(ml_collections.ConfigDict(meta["config"]))
 
 
 def load(workdir: str, step: int | None = None) -> TrainedModel:
-    """The model saved in `workdir/checkpoints` at `step` (latest by default)."""
+    """The model saved in `workdir/checkpoints` at `step` (latest by default), verified.
+
+    A damaged checkpoint is refused with one line naming the steps whose
+    checkpoints verify (load one of them with `step=`).
+    """
     if not os.path.isdir(os.path.join(workdir, "checkpoints")):
         raise FileNotFoundError(f"{workdir} has no checkpoints/ directory; is it a training workdir?")
     checkpointer = checkpoint.Checkpointer(workdir, read_only=True)
-    meta = checkpointer.metadata(step)
-    config = ml_collections.ConfigDict(meta["config"])
-    abstract_state = abstract_train_state(config)
-    state = checkpointer.restore(abstract_state, meta["config"], step)
-    return TrainedModel(config, state.params, int(state.step))
+    step = checkpointer.resolve(step)
+    try:
+        meta = checkpointer.metadata(step)
+        state = checkpointer.restore(_abstract_of(meta), meta["config"], step)
+    except DamagedCheckpointError as error:
+        good = [s for s in checkpointer.verified_steps(_abstract_of) if s != step]
+        hint = (f"checkpoints that verify: steps {', '.join(map(str, good))}; load one with "
+                f"aejax.load({workdir!r}, step={good[-1]}) (--step={good[-1]} for aejax.evaluate/inspect)"
+                if good else "no other checkpoint there verifies")
+        raise DamagedCheckpointError(f"{error}; {hint}") from None
+    return TrainedModel(ml_collections.ConfigDict(meta["config"]), state.params, int(state.step))
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:

@@ -25,7 +25,7 @@ from aejax.training.state import TrainState
 PERMUTATION_STREAM, STEP_STREAM, EVAL_STREAM = 0, 1, 2
 
 OPTIONS = {
-    "eval_batch_size": Option(1000, positive_integer, "test examples per compiled evaluation batch"),
+    "eval_batch_size": Option(1000, positive_integer, "test examples per compiled evaluation batch", resumable=True),
 }
 
 
@@ -91,22 +91,25 @@ def eval_pass(eval_loss_fn, binarize: str):
 
 
 def eval_parts(split: Split, batch_size: int) -> list[tuple]:
-    """The split as (images [n, b, ...], labels [n, b], key index): the full batches (key index None: the
-    eval key itself), then a remainder batch, if any, with fold_in(eval key, number of full batches)."""
-    batch_size = min(batch_size, split.num_examples)
-    num_full = split.num_examples // batch_size
-    full = num_full * batch_size
-    parts = [(split.images[:full].reshape(num_full, batch_size, *split.image_shape),
-              split.labels[:full].reshape(num_full, batch_size), None)]
-    if full < split.num_examples:
-        parts.append((split.images[None, full:], split.labels[None, full:], num_full))
+    """[(images [batches, batch, ...], labels, index of the first batch)]: the full batches, then the remainder
+    if any, cut on the host (no compiled slicing) and put where `split` lives."""
+    size = min(batch_size, split.num_examples)
+    images, labels = np.asarray(split.images), np.asarray(split.labels)
+    sharding = getattr(split.images, "sharding", None)
+    place = (lambda x: jax.device_put(x, sharding)) if sharding is not None else (lambda x: x)
+    num_full = len(images) // size
+    full = num_full * size
+    parts = [(place(images[:full].reshape(num_full, size, *images.shape[1:])),
+              place(labels[:full].reshape(num_full, size)), 0)]
+    if full < len(images):
+        parts.append((place(images[None, full:]), place(labels[None, full:]), num_full))
     return parts
 
 
-def eval_key(rng, index: int | None):
-    """The key of an eval part: from the run's key, never one a training step uses."""
+def eval_key(rng, first: int):
+    """The key of the eval part whose first batch is `first`: from the run's key, never one a step uses."""
     key = jax.random.fold_in(rng, EVAL_STREAM)
-    return key if index is None else jax.random.fold_in(key, index)
+    return key if first == 0 else jax.random.fold_in(key, first)
 
 
 def mean_over_parts(results: list[dict], parts: list[tuple], batch_axis: int = 0) -> dict[str, np.ndarray]:
@@ -120,18 +123,39 @@ def mean_over_parts(results: list[dict], parts: list[tuple], batch_axis: int = 0
     return {k: v / count for k, v in totals.items()}
 
 
-def make_evaluate(eval_loss_fn, config):
+class Evaluate:
+    """(params, split, rng, step) → metrics averaged over every example of `split` (see `make_evaluate`).
+
+    `compile(params, split, rng, step)` compiles the programs a call with such
+    arguments runs, without running them: called from a background thread at the
+    start of training, evaluation is ready when it is first needed.
+    """
+
+    def __init__(self, eval_loss_fn, config):
+        self._evaluate_batches = jax.jit(eval_pass(eval_loss_fn, config.binarize))
+        self._batch_size, self._layout = config.eval_batch_size, None
+
+    def _parts(self, split: Split) -> list[tuple]:
+        if self._layout is None or self._layout[0] is not split:  # cut once per split
+            self._layout = (split, eval_parts(split, self._batch_size))
+        return self._layout[1]
+
+    def __call__(self, params, split: Split, rng, step) -> dict[str, np.ndarray]:
+        parts = self._parts(split)
+        results = [jax.device_get(self._evaluate_batches(params, images, labels, eval_key(rng, first), step))
+                   for images, labels, first in parts]
+        return mean_over_parts(results, parts)
+
+    def compile(self, params, split: Split, rng, step) -> None:
+        for images, labels, first in self._parts(split):
+            self._evaluate_batches.lower(params, images, labels, eval_key(rng, first), step).compile()
+
+
+def make_evaluate(eval_loss_fn, config) -> Evaluate:
     """(params, split, rng, step) → metrics averaged over every test example.
 
     Full batches run as one scan; a remainder batch (if any) runs as a second
-    compiled shape.
+    compiled shape. Noise (dynamic binarisation, z samples) uses a key that
+    depends only on the batch index, so evals at different steps compare.
     """
-    evaluate_batches = jax.jit(eval_pass(eval_loss_fn, config.binarize))
-
-    def evaluate(params, split: Split, rng, step) -> dict[str, np.ndarray]:
-        parts = eval_parts(split, config.eval_batch_size)
-        results = [jax.device_get(evaluate_batches(params, images, labels, eval_key(rng, index), step))
-                   for images, labels, index in parts]
-        return mean_over_parts(results, parts)
-
-    return evaluate
+    return Evaluate(eval_loss_fn, config)

@@ -72,7 +72,7 @@ def test_catalog_names_go_through_tfds(tmp_path, monkeypatch):
     np.testing.assert_array_equal(arrays["image"][:, 0, 0, 0], np.arange(20))
     np.testing.assert_array_equal(data.load_split(_CatalogStandIn.name, "train[:5]")["label"], np.arange(5))
     assert data.dataset_info(_CatalogStandIn.name) == data.DatasetInfo(
-        _CatalogStandIn.name, (3, 4, 1), 5, {"train": 20})
+        _CatalogStandIn.name, (3, 4, 1), 5, {"train": 20}, class_names=("0", "1", "2", "3", "4"))
 
 
 def test_no_tensorflow():
@@ -174,10 +174,36 @@ def test_dataset_info_is_static_and_consistent(name):
     info = data.dataset_info(name)
     assert info.name == name and len(info.image_shape) == 3
     assert len(info.factor_names) == len(info.factor_sizes) == (5 if "dsprites" in name else 0)
-    builder = data.catalog.BUILDERS[name]  # noqa: SLF001
+    builder = builders.BUILDERS[name]
     assert builder.name == "aejax_" + name  # never tfds's own fashion_mnist / dsprites
+    assert str(builder.VERSION) == builder.SPEC.version and builder.SPEC is data.specs.SPECS[name]
+    assert len(info.class_names) == info.num_classes > 0
     if info.factor_sizes:
         assert info.splits == {"train": int(np.prod(info.factor_sizes))}
+
+
+def test_class_names_are_tfds_label_names(cache):
+    assert data.dataset_info("fashion_mnist").class_names[:3] == ("T-shirt/top", "Trouser", "Pullover")
+    assert data.dataset_info("dsprites").class_names == ("square", "ellipse", "heart")
+    data.load_split("digits", "test", data_dir=cache)  # prepared
+    source = data.data_source("digits", "test", data_dir=cache)
+    assert tuple(source.dataset_info.features["label"].names) == data.dataset_info("digits").class_names
+
+
+def test_a_cached_split_loads_without_importing_tfds(cache):
+    data.load_split("digits", "test", data_dir=cache)  # prepared and cached
+    script = ("import sys; from aejax import data; "
+              f"x = data.load_split('digits', 'test', data_dir={cache!r}); "
+              "assert x['image'].shape == (359, 8, 8, 1); "
+              "heavy = [m for m in ('tensorflow_datasets', 'grain', 'sklearn', 'umap', 'matplotlib', "
+              "'tensorboardX', 'torch') if m in sys.modules]; "
+              "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", script], check=True)
+
+
+def test_an_unknown_split_is_named_with_the_splits_there_are():
+    with pytest.raises(data.ConfigError, match="fashion_mnist has no split 'tset'; its splits are train, test"):
+        data.load_split("fashion_mnist", "tset")
 
 
 def test_small_loads_match_dataset_info(cache):
@@ -194,7 +220,7 @@ def test_builders_register_once():
         import importlib
         import tensorflow_datasets as tfds
         import aejax.data, aejax.data.builders as b, aejax.data.dsprites as d
-        for module in (b, d, aejax.data):
+        for module in (b, d, aejax.data, b):
             importlib.reload(module)
         assert tfds.builder_cls("aejax_dsprites_small").name == "aejax_dsprites_small"
     """)
@@ -208,7 +234,20 @@ def test_concurrent_prepare_happens_once(tmp_path):
     outputs = [proc.communicate() for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0, 0], outputs
     assert [out.split()[-1] for out, _ in outputs] == ["359"] * 3
-    assert sum("Downloading and preparing" in out + err for out, err in outputs) == 1  # tfds's own log line
+    assert sum("preparing digits (once)" in err for _, err in outputs) == 1
+
+
+def test_preparing_says_one_line_instead_of_tfds_output(tmp_path):
+    """aejax's one line, not tfds's bold console text, progress bars (escape codes) or log lines."""
+    script = ("import sys; from absl import logging; logging.set_verbosity(logging.INFO); from aejax import data; "
+              "data.load_split('digits', 'test', data_dir=sys.argv[1])")
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
+                            check=True)
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    assert any("preparing digits (once)" in line for line in lines), lines
+    assert not any("\x1b" in line or "Downloading" in line or "tfds" in line.lower() or
+                   "dataset_builder" in line for line in lines), lines
+    assert len(lines) <= 2, lines  # "preparing digits (once) ..." and "prepared digits in 1.2s"
 
 
 # dSprites ---------------------------------------------------------------------------------------
@@ -319,3 +358,65 @@ def test_eval_split_is_declared_by_the_dataset(small, cache):
     indices = data.eval_subset_indices(11_520, 2_000)
     for key in small:
         np.testing.assert_array_equal(evaluation[key], small[key][indices])
+
+
+def _fashion_copy(tmp_path):
+    """The four Fashion-MNIST files in a directory of the test's own (to damage)."""
+    source = builders.fashion_mnist_dir()
+    copy = tmp_path / "fashion"
+    copy.mkdir()
+    for names in builders.FASHION_MNIST_FILES.values():
+        for name in names:
+            (copy / name).write_bytes((source / name).read_bytes())
+    return copy
+
+
+def test_a_truncated_or_wrong_sized_idx_file_is_named_with_the_fix(tmp_path, monkeypatch):
+    copy = _fashion_copy(tmp_path)
+    monkeypatch.setenv("AEJAX_DATA_DIR", str(copy))
+    images = copy / "train-images-idx3-ubyte.gz"
+    whole = images.read_bytes()
+    images.write_bytes(whole[:100_000])  # truncated (a failed download or copy)
+    with pytest.raises(data.DatasetCorruptError) as error:
+        data.load_split("fashion_mnist", "train", data_dir=str(tmp_path / "cache"))
+    assert str(error.value) == (
+        f"{images} is damaged: Compressed file ended before the end-of-stream marker was reached; the "
+        f"Fashion-MNIST files are not the official ones: put good copies in AEJAX_DATA_DIR={copy} (or unset it "
+        f"to use {builders.FASHION_MNIST_SYSTEM_DIR})")
+    _write_idx(images, np.zeros((100, 28, 28), np.uint8), 0x08, compress=True)  # whole, but the wrong size
+    with pytest.raises(data.DatasetCorruptError, match=r"train images \(100, 28, 28\) and labels \(60000,\) are "
+                                                       "not the official 60000 28x28 images: put good copies"):
+        data.load_split("fashion_mnist", "train", data_dir=str(tmp_path / "cache"))
+    images.write_bytes(whole)  # repaired: preparing works, nothing left over from the failures
+    assert data.load_split("fashion_mnist", "test", data_dir=str(tmp_path / "cache"))["image"].shape == \
+        (10_000, 28, 28, 1)
+
+
+def test_a_damaged_idx_file_ends_the_command_in_one_line(tmp_path):
+    copy = _fashion_copy(tmp_path)
+    labels = copy / "train-labels-idx1-ubyte.gz"
+    labels.write_bytes(labels.read_bytes()[:1000])
+    result = subprocess.run(
+        [sys.executable, "-m", "aejax.main", "--config=experiments/vae.py:smoke", "--config.dataset=fashion_mnist",
+         f"--config.data_dir={tmp_path / 'cache'}", f"--workdir={tmp_path / 'run'}"],
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), capture_output=True,
+        text=True, env=dict(os.environ, JAX_PLATFORMS="cpu", AEJAX_DATA_DIR=str(copy)))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {labels} is damaged: Compressed file ended")
+
+
+def test_a_damaged_array_cache_is_named_and_rebuilt(tmp_path, caplog):
+    cache = str(tmp_path / "cache")
+    first = data.load_split("digits", "train", data_dir=cache)
+    image_file = next(tmp_path.glob("cache/aejax_digits/*/arrays/train/image.npy"))
+    os.truncate(image_file, os.path.getsize(image_file) // 2)
+    again = data.load_split("digits", "train", data_dir=cache)
+    assert f"the array cache {image_file} is damaged" in caplog.text and "rebuilding it" in caplog.text
+    for key in first:
+        np.testing.assert_array_equal(again[key], first[key])
+    caplog.clear()
+    np.testing.assert_array_equal(data.load_split("digits", "train", data_dir=cache)["image"], first["image"])
+    assert "damaged" not in caplog.text  # rebuilt whole: read from the cache again
+    (image_file.parent / "meta.json").write_text("{")  # a torn meta.json
+    np.testing.assert_array_equal(data.load_split("digits", "train", data_dir=cache)["label"], first["label"])
+    assert "meta.json cannot be read" in caplog.text

@@ -2,6 +2,7 @@
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import types
@@ -79,6 +80,10 @@ def test_evaluate_vae_writes_every_metric(vae_run):
     metrics = report["metrics"]
     assert LIKELIHOOD_METRICS | COMMON_METRICS <= set(metrics)
     assert "log_px_iw" in result.stdout and "kmeans_codes_accuracy" in result.stdout
+    for stage in ("load data", "likelihood (K=64)", "PCA of the pixels (fit on train)", "k-means on codes",
+                  "N2D: UMAP of the codes, then k-means", "k-means on raw pixels", "linear probe"):
+        assert f"evaluate: {stage} ..." in result.stderr and f"evaluate: {stage} done in " in result.stderr, stage
+    assert "log p(x) with K=64: batch 4/4 (100%)" in result.stderr  # importance sampling's progress line
     assert report["num_examples"] == 359 and report["binarize"] == "dynamic"
     assert metrics["log_px_iw"] >= metrics["elbo"]
     assert metrics["bpd_iw"] == pytest.approx(-metrics["log_px_iw"] / (64 * math.log(2)))
@@ -100,13 +105,19 @@ def test_evaluate_vae_writes_every_metric(vae_run):
 
 @pytest.mark.slow
 def test_inspect_vae_writes_every_figure(vae_run):
-    command("aejax.inspect", vae_run, "--num_images=16", "--grid_size=4")
+    result = command("aejax.inspect", vae_run, "--num_images=16", "--grid_size=4")
+    for stage in ("encode 359 images", "PCA of 359 codes", "UMAP of 359 codes", "scatter plot latents_umap.png"):
+        assert f"inspect: {stage} ..." in result.stderr and f"inspect: {stage} done in " in result.stderr, stage
     out = os.path.join(vae_run, "inspect")
     expected = INSPECT_FILES | {"samples.png", "latents_pca.png", "latents_umap.png"}
     assert expected <= set(os.listdir(out))
     latents = np.load(os.path.join(out, "latents.npz"))
     assert latents["codes"].shape == (359, 4) and latents["labels"].shape == (359,)
     assert latents["logvar"].shape == (359, 4)
+    # The traversal rows' KL labels: mean KL(N(μ, σ²) ‖ N(0, 1)) per dim over the test images.
+    mu, logvar = latents["codes"].astype(np.float64), latents["logvar"].astype(np.float64)
+    kl = np.mean(0.5 * (mu ** 2 + np.exp(logvar) - logvar - 1), axis=0)
+    np.testing.assert_allclose(latents["kl_per_dim"], kl, rtol=1e-4, atol=1e-6)
     page = open(os.path.join(out, "index.html")).read()
     for name in expected - {"latents.npz", "index.html"}:
         assert f'src="{name}"' in page
@@ -159,3 +170,19 @@ def test_corruption_is_the_denoising_registry_entry_of_the_config():
     assert inspect_run.corruption(config)[0] is None and "not in CORRUPTIONS" in inspect_run.corruption(config)[1]
     del config["corruption"]
     assert inspect_run.corruption(config) == (None, "the config has no corruption")
+
+
+@pytest.mark.parametrize("module", ["aejax.evaluate", "aejax.inspect"])
+def test_a_read_only_workdir_is_refused_before_computing(vae_run, tmp_path, small_filesystem, module):
+    with small_filesystem(tmp_path / "disk", 8192) as mount:
+        workdir = os.path.join(mount, "run")
+        shutil.copytree(vae_run, workdir)
+        subprocess.run(["mount", "-o", "remount,ro", mount], check=True)
+        result = subprocess.run([sys.executable, "-m", module, f"--workdir={workdir}"], cwd=REPO, env=ENV,
+                                capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    where = workdir if module == "aejax.evaluate" else os.path.join(workdir, "inspect")
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f"error: {'the workdir' if module == 'aejax.evaluate' else 'the output folder'} {where} is not "
+        "writable (Read-only file system)")
+    assert "evaluate: load data" not in result.stderr  # refused before any work

@@ -1,5 +1,6 @@
 """The bench: its FLOP count against a hand count, and one tiny end-to-end run of the command."""
 import os
+import re
 import subprocess
 import sys
 
@@ -35,6 +36,21 @@ def test_bench_command_prints_the_table_on_a_tiny_dataset():
 
 
 @pytest.mark.slow
+def test_bench_startup_section_times_whole_processes_side_by_side():
+    result = subprocess.run(
+        [sys.executable, "-m", "aejax.bench", "--sections=startup", "--repeats=1"],
+        cwd=REPO, capture_output=True, text=True, timeout=600, env=dict(os.environ, PYTHONPATH=REPO))
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "Start-up: whole processes, 1 rounds alternating" in out, out
+    assert 'python -c "import jax; jax.numpy.ones(1)"' in out
+    warm, cold = (float(re.search(rf"\({kind}.*?\)\s+[\d.]+s wall\s+[\d.]+s CPU\s+([\d.]+)× JAX", out).group(1))
+                  for kind in ("compilation cache filled", "empty compilation cache"))
+    assert warm > 0 and cold > 0, out  # figures only: whether the cache is used is tested in tests/core
+    assert "warm run's breakdown: time: start-up" in out and "loaded from the compilation cache" in out
+    assert "backend cpu" in out and "torch" not in out
+
+
 def test_population_section_prints_members_throughput_beside_one_run():
     result = subprocess.run(
         [sys.executable, "-m", "aejax.bench", "--dataset=digits", "--steps=3", "--repeats=1",

@@ -5,9 +5,11 @@ multi-device and multi-process runs happen in fresh subprocesses.
 """
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
+import time
 
 import jax
 import numpy as np
@@ -172,3 +174,65 @@ def test_two_processes_train_to_the_parameters_of_one(device_run, tmp_path):
     # Process 0 alone wrote the metrics: one record per logged step.
     steps = [r["step"] for r in read_metrics(workdir)]
     assert steps == [r["step"] for r in read_metrics(reference)]
+
+
+def _launch(workdir, *overrides, wait=True):
+    command = ["bash", "scripts/launch_multiprocess.sh", "2", "experiments/vae.py:smoke", workdir, *overrides]
+    env = dict(ENV, PYTHON=sys.executable)
+    if wait:
+        return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _process_logs(workdir):
+    return [open(os.path.join(workdir, "logs", f"process_{i}.log")).read() for i in range(2)]
+
+
+def test_a_locked_workdir_stops_every_process_of_a_job_in_one_line(tmp_path):
+    from aejax.training import workdir as workdir_lib
+    workdir = str(tmp_path / "locked")
+    os.makedirs(workdir)
+    lock = workdir_lib.WorkdirLock(workdir).acquire()  # another run holds it
+    try:
+        result = _launch(workdir, *(f"--config.{k}={v}" for k, v in STEPS.items()))
+    finally:
+        lock.release()
+    assert result.returncode == 2, result.stderr[-2000:]
+    for log in _process_logs(workdir):  # both processes stop (none hangs at a collective), each in one line
+        errors = [line for line in log.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and f"is in use by pid {os.getpid()}" in errors[0], log[-2000:]
+        assert "Traceback" not in log
+    assert not os.path.exists(os.path.join(workdir, "checkpoints"))
+
+
+@pytest.mark.slow
+def test_sigterm_to_one_process_stops_both_at_the_same_step_and_resume_is_exact(tmp_path):
+    """SLURM signals every task, but not at the same moment; here only process 1 gets SIGTERM."""
+    import signal
+    overrides = ["--config.num_train_steps=150", "--config.log_every_steps=5", "--config.eval_every_steps=150",
+                 "--config.checkpoint_every_steps=25"]
+    reference, workdir = str(tmp_path / "reference"), str(tmp_path / "stopped")
+    done = _launch(reference, *overrides)
+    assert done.returncode == 0, done.stderr[-2000:]
+    launcher = _launch(workdir, *overrides, wait=False)
+    deadline = time.time() + 300
+    while time.time() < deadline and not os.path.isdir(os.path.join(workdir, "checkpoints", "25")):
+        assert launcher.poll() is None, "".join(_process_logs(workdir))[-3000:]
+        time.sleep(0.02)
+    children = open(f"/proc/{launcher.pid}/task/{launcher.pid}/children").read().split()
+    process_1 = next(int(pid) for pid in children
+                     if b"JAX_PROCESS_ID=1" in open(f"/proc/{pid}/environ", "rb").read().split(b"\0"))
+    os.kill(process_1, signal.SIGTERM)
+    launcher.communicate(timeout=300)
+    logs = _process_logs(workdir)
+    assert launcher.returncode == 143, "".join(logs)[-3000:]
+    stops = [re.search(r"stopped by SIGTERM after step (\d+) of 150", log) for log in logs]
+    assert all(stops), "".join(logs)[-3000:]
+    stopped = {int(m.group(1)) for m in stops}
+    assert len(stopped) == 1, stopped  # both at the same step, although only one was signalled
+    assert aejax.load(workdir).step == stopped.pop()
+    resumed = _launch(workdir, *overrides)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    leaves = jax.tree_util.tree_leaves
+    for x, y in zip(leaves(aejax.load(reference).params), leaves(aejax.load(workdir).params), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

@@ -159,7 +159,8 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
     # A learning rate this large overflows the parameters within a few steps.
     with pytest.raises(NonFiniteLossError, match=r"train/\w+ is (nan|inf|-inf) at step \d+"):
         train_and_evaluate(smoke(num_train_steps=40, learning_rate=1e30, eval_every_steps=10,
-                                       checkpoint_every_steps=10, likelihood="gaussian"), workdir)
+                                 checkpoint_every_steps=10, likelihood="gaussian"), workdir,
+                           allow_config_change="learning_rate,likelihood")
     assert checkpoint.Checkpointer(workdir, read_only=True).all_steps() == [10]
     assert_same_tree(before, params_of(workdir))
 
@@ -210,15 +211,20 @@ def test_bad_config_values_are_refused_before_training(tmp_path, key, value, mes
     ("--config.no_such_key=3", "no_such_key"),
     ("--config.model=nope", "config.model='nope' is not allowed"),
     ("--config.beta=-1", "config.beta=-1.0 is not allowed"),
+    ("--config.hidden_dims=(0,)", "config.hidden_dims=(0,) is not allowed: use a tuple of positive integers"),
+    ("--config.conv_channels=(8,-1)", "config.conv_channels=(8, -1) is not allowed: use a tuple of positive"),
+    ("--config.latent_dim=0", "config.latent_dim=0 is not allowed: use a positive number"),
+    ("--config.eval_batch_size=0", "config.eval_batch_size=0 is not allowed: use a positive number"),
 ])
 def test_main_reports_bad_overrides_in_one_line(tmp_path, override, expected):
     result = subprocess.run(
         [sys.executable, "-m", "aejax.main", "--config=experiments/vae.py:smoke",
          f"--workdir={tmp_path}", override],
         cwd=REPO, capture_output=True, text=True, env=dict(os.environ, JAX_PLATFORMS="cpu"))
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
+    assert not os.path.exists(tmp_path / "checkpoints")
 
 
 def test_beta_vae_config_is_the_documented_default():
@@ -234,3 +240,36 @@ def test_main_reports_a_missing_config_file_in_one_line(tmp_path):
     assert result.returncode == 2
     assert "cannot load the config file experiments/no_such_file.py" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_main_reports_a_config_file_syntax_error_with_its_line(tmp_path):
+    path = tmp_path / "typo.py"
+    path.write_text("from experiments import base\n\n\ndef get_config(size=None):\n"
+                    "    c = base.get_config(size)\n    c.beta = (4.0\n    return c\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "aejax.main", f"--config={path}:smoke", f"--workdir={tmp_path / 'run'}"],
+        cwd=REPO, capture_output=True, text=True, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: {path}, line 6: '(' was never closed (a Python syntax error in the config)"]
+
+
+def test_a_model_too_large_for_memory_is_refused_before_allocating(tmp_path, monkeypatch, caplog):
+    from aejax.data import placement
+    latent = 100_000
+    # An independent count for the smoke MLP VAE on 8x8 digits: 64 -> 32 -> (mean, logvar) -> 32 -> 64.
+    num_params = (64 * 32 + 32) + 2 * (32 * latent + latent) + (latent * 32 + 32) + (32 * 64 + 64)
+    adam = 3 * 4 * num_params  # params + two moments, float32
+    monkeypatch.setattr(placement, "device_memory_bytes", lambda device: adam)  # the state alone fills it
+    step = adam + 2 * 4 * num_params  # and gradients and updates
+    with pytest.raises(ConfigError, match=rf"model 'vae' has {num_params:,} parameters: its train state takes "
+                                          rf"{adam / 2**30:.2f} GiB and a step about {step / 2**30:.2f} GiB "
+                                          r"\(of 0\.1 GiB on .*\); it cannot fit: make the model smaller"):
+        train_and_evaluate(smoke(latent_dim=latent), str(tmp_path / "big"))
+    assert not os.path.exists(tmp_path / "big" / "checkpoints")
+    monkeypatch.setattr(placement, "device_memory_bytes", lambda device: 3 * adam)  # fits, but > 1/4
+    train_and_evaluate(smoke(latent_dim=latent, num_train_steps=5, eval_every_steps=5,
+                             checkpoint_every_steps=5), str(tmp_path / "fits"))
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "parameters" in
+                r.getMessage()]
+    assert warnings and warnings[0].startswith(f"model 'vae' has {num_params:,} parameters")

@@ -1,10 +1,10 @@
 """The speed bench: the trainer against PyTorch and against the machine's matmul throughput.
 
-    python -m aejax.bench [--epochs=3] [--sections=vae,loop,torch,matmul,profile,models,batch]
+    python -m aejax.bench [--epochs=3] [--sections=vae,loop,torch,matmul,profile,models,batch,startup]
                           [--models=ae,contractive,adversarial] [--batch_sizes=32,...,1024]
                           [--dtype=float32|bf16]
 
-Everything runs in one process on the default JAX backend (the device is
+Everything but startup runs in one process on the default JAX backend (the device is
 printed), on Fashion-MNIST:
 
 * vae: the canonical VAE (experiments/vae.py: 784-400-20 MLP, Bernoulli
@@ -26,12 +26,14 @@ printed), on Fashion-MNIST:
 * models: the step of other registered variants (`--models`; a name may
   carry config overrides, `contractive:jacobian=jvp`); unregistered names
   are skipped with a note;
-* batch: the VAE at several batch sizes, with the matmul bound of each.
+* batch: the VAE at several batch sizes, with the matmul bound of each;
+* startup: whole processes, not this one: JAX's own start against a warm and
+  a cold smoke run (`startup`; minima over `--repeats` alternating rounds).
 
 Timings on a shared machine are rough: the bench warms up, takes medians,
 and prints its peak host memory (maxrss) at the end.
 
 Modules: `harness` (options, a variant ready to step, timing, the matmul bound),
-`sections` (one function per section), `report` (the printed table and ratios),
+`sections` (one function per section), `startup` (whole processes), `report` (the printed table and ratios),
 `torch_vae` (the PyTorch baseline).
 """

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 
-from aejax.studies.bench.harness import BenchOptions, chunk_runner, make_setup, median_seconds
+from aejax.studies.bench.harness import BenchOptions, chunk_runner, make_setup, median_rate, median_seconds
 
 DTYPES = ("float32", "bfloat16")
 
 
-def section_dtype(ctx, options: BenchOptions) -> dict:
+def section_dtype(ctx, options: BenchOptions, section_vae) -> dict:
+    """`section_vae`: the vae section, run once per dtype."""
     from aejax.data import placement, splits
-    from aejax.studies.bench.sections import section_vae
     from experiments import beta_vae_dsprites
     vae = {dtype: section_vae(dict(ctx), dataclasses.replace(options, dtype=dtype)) for dtype in DTYPES}
     config = beta_vae_dsprites.get_config()
@@ -35,13 +35,12 @@ def section_dtype(ctx, options: BenchOptions) -> dict:
 
 
 def report_lines(result: dict, options: BenchOptions) -> list[str]:
-    from aejax.studies.bench.report import _rate
     vae = result["vae"]
     lines = [f"bf16 matmuls against float32 (params stay float32): canonical VAE, {options.epochs} epochs",
              f"  {'':30s}{'examples/s':>14s}{'test −ELBO':>14s}"]
     for dtype, row in vae.items():
-        lines.append(f"  {dtype:30s}{_rate(row):14,.0f}{row['test_negative_elbo']:14.2f}")
-    lines.append(f"  bf16 / float32: {_rate(vae['bfloat16']) / _rate(vae['float32']):.2f}× examples/s, "
+        lines.append(f"  {dtype:30s}{median_rate(row):14,.0f}{row['test_negative_elbo']:14.2f}")
+    lines.append(f"  bf16 / float32: {median_rate(vae['bfloat16']) / median_rate(vae['float32']):.2f}× examples/s, "
                  f"{vae['bfloat16']['test_negative_elbo'] - vae['float32']['test_negative_elbo']:+.2f} nats")
     lines.append("dSprites MLP (4096-1200-1200-10, batch 64) on dsprites_small: examples/s")
     for name, rate in result["dsprites_mlp"].items():

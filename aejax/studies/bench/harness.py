@@ -8,8 +8,8 @@ import statistics
 import time
 from typing import Any, Callable
 
-SECTIONS = ("vae", "loop", "torch", "matmul", "profile", "models", "batch", "conv", "dtype", "population")
-DEFAULT_SECTIONS = SECTIONS[:7]  # conv, dtype and population take minutes each: ask for them by name
+SECTIONS = ("vae", "loop", "torch", "matmul", "profile", "models", "batch", "startup", "conv", "dtype", "population")
+DEFAULT_SECTIONS = SECTIONS[:8]  # conv, dtype and population take minutes each: ask for them by name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +29,7 @@ class BenchOptions:
     clock: str = "wall"
     members: tuple[int, ...] = (1, 4, 16)
     sweep_epochs: int = 5
+    startup_config: str = "experiments/beta_vae.py:smoke"
 
     def now(self) -> float:
         """The clock throughput is timed with: wall time, or this process's CPU time."""
@@ -85,6 +86,16 @@ def base_config(options: BenchOptions, name: str = "vae", **overrides):
             value = type(old)(value)
         config[key] = value
     return config
+
+
+def median_rate(result) -> float | None:
+    """A section's examples/s: the median over epochs after the first (compile), or its one figure."""
+    rates = (result or {}).get("examples_per_sec")
+    if rates is None:
+        return None
+    if isinstance(rates, list):
+        return statistics.median(rates[1:] or rates)
+    return rates
 
 
 def block(tree):

@@ -5,6 +5,7 @@ import importlib.util
 import os
 import time
 
+from aejax.studies.bench import startup
 from aejax.studies.bench.harness import (BenchOptions, base_config, block, canonical_matmuls, chunk_runner, flops,
                                          make_setup, matmul_bound_seconds, median_seconds)
 
@@ -155,6 +156,13 @@ def section_batch(ctx, options: BenchOptions) -> dict:
     return rows
 
 
+def section_startup(ctx, options: BenchOptions) -> dict:
+    """Whole processes: JAX's own start against a warm and a cold smoke run (see `startup`)."""
+    del ctx
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    return startup.run(options.startup_config, options.repeats, repo)
+
+
 def section_population(ctx, options: BenchOptions) -> dict:
     from aejax.studies.bench import population
     return population.section_population(ctx, options)
@@ -167,13 +175,14 @@ def section_conv(ctx, options: BenchOptions) -> dict:
 
 def section_dtype(ctx, options: BenchOptions) -> dict:
     from aejax.studies.bench import dtype
-    return dtype.section_dtype(ctx, options)
+    return dtype.section_dtype(ctx, options, section_vae)
 
 
 SECTION_FNS = {"vae": section_vae, "loop": section_loop, "torch": section_torch,
                "matmul": section_matmul, "profile": section_profile, "models": section_models,
-               "batch": section_batch, "conv": section_conv, "dtype": section_dtype,
+               "batch": section_batch, "startup": section_startup, "conv": section_conv, "dtype": section_dtype,
                "population": section_population}
+IN_PROCESS = set(SECTION_FNS) - {"startup"}  # the sections that need the dataset loaded here
 
 
 def load_data(options: BenchOptions) -> dict:
@@ -191,7 +200,8 @@ def load_data(options: BenchOptions) -> dict:
 
 def run(options: BenchOptions, say=print) -> dict:
     """Every chosen section in SECTIONS order; `say` hears each section's time."""
-    ctx, results = load_data(options), {}
+    ctx = load_data(options) if IN_PROCESS & set(options.sections) else {}
+    results = {}
     for name, section in SECTION_FNS.items():
         if name in options.sections:
             start = time.perf_counter()

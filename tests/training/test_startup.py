@@ -1,0 +1,89 @@
+"""The first minutes of a run: a quiet log that ends with where the time went, each program compiled once."""
+import collections
+import logging
+import os
+import re
+import subprocess
+import sys
+import time
+
+import jax.monitoring
+
+from aejax.training.loop import train_and_evaluate
+from aejax.training.progress import Progress
+from experiments import beta_vae
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_a_smoke_run_log_is_quiet_and_ends_with_its_time_breakdown(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("JAX_PLATFORMS", "JAX_PLATFORM_NAME")}
+    result = subprocess.run(
+        [sys.executable, "-m", "aejax.main", "--config=experiments/beta_vae.py:smoke", f"--workdir={tmp_path}"],
+        cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = result.stdout + result.stderr
+    for noise in ("Unable to initialize backend", "libtpu", "nan", "ETA ?", "\x1b", "Warning", "WARNING"):
+        assert noise not in log, (noise, log)
+    progress = [line for line in log.splitlines() if "] step 5/20" in line]
+    assert progress and "loss " in progress[0]
+    last = log.strip().splitlines()[-1]
+    match = re.search(r"time: start-up ([\d.]+)s, data ([\d.]+)s, init ([\d.]+)s, first chunk ([\d.]+)s, "
+                      r"train ([\d.]+)s, eval ([\d.]+)s, figures ([\d.]+)s, checkpoint ([\d.]+)s; total ([\d.]+)s, "
+                      r"of which compiling ([\d.]+)s \((\d+) programs, (\d+) loaded from the compilation cache\)",
+                      last)
+    assert match, last
+    parts = [float(x) for x in match.groups()[:8]]
+    assert abs(sum(parts) - float(match.group(9))) <= 0.05 * 9 and int(match.group(11)) > 0  # each rounded
+
+
+def test_every_program_of_a_run_compiles_once(tmp_path):
+    """Evaluation and figures compile ahead in a thread; a mismatch with the real call would compile twice."""
+    counts = collections.Counter()
+
+    def count(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            counts[kwargs.get("fun_name")] += 1
+
+    jax.monitoring.register_event_duration_secs_listener(count)
+    try:
+        train_and_evaluate(beta_vae.get_config("smoke"), str(tmp_path))
+    finally:
+        jax.monitoring.unregister_event_duration_listener(count)
+    twice = {name: n for name, n in counts.items() if n > (2 if name == "jit(evaluate_batches)" else 1)}
+    assert not twice, counts  # evaluate_batches: full batches and the remainder (359 = 3 × 100 + 59)
+    assert counts["jit(train_chunk)"] == 1 and counts["jit(sample)"] == 1
+
+
+def test_the_first_progress_line_has_no_speed_until_one_is_measured(caplog):
+    progress = Progress(20, 0, 32, log_every_seconds=0)
+    with caplog.at_level(logging.INFO, logger="absl"):  # whatever verbosity an earlier test left
+        progress.start(5)
+        progress.update(5, "loss 50.23")
+        time.sleep(0.01)
+        progress.update(10, "loss 40.00")
+    first, second = [r.getMessage() for r in caplog.records if "step " in r.getMessage()]
+    assert first == "step 5/20 (25%)  loss 50.23"
+    assert "nan" not in second and " step/s " in second and "ETA 0:00" in second and "examples/s" in second
+
+
+def test_a_smoke_run_imports_nothing_it_does_not_use(tmp_path):
+    """No tfds, grain, sklearn, umap, matplotlib, tensorboardX or torch on the path of a run whose data are cached.
+
+    A stand-in `torch` is importable (as when the bench's torch is installed): nothing may import it.
+    """
+    fake = tmp_path / "site" / "torch"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('imported the stand-in torch')\n")
+    script = ("import runpy, sys\n"
+              f"sys.argv = ['aejax.main', '--config=experiments/beta_vae.py:smoke', '--workdir={tmp_path / 'run'}']\n"
+              "try:\n    runpy.run_module('aejax.main', run_name='__main__')\nexcept SystemExit as e:\n"
+              "    assert not e.code, e.code\n"
+              "heavy = ('tensorflow_datasets', 'tensorflow', 'grain', 'sklearn', 'umap', 'matplotlib', "
+              "'tensorboardX', 'torch')\n"
+              "print(sorted(m for m in heavy if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, PYTHONPATH=f"{REPO}:{tmp_path / 'site'}"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines()[-1] == "[]", result.stdout
+    assert (tmp_path / "run" / "checkpoints" / "20").is_dir()
