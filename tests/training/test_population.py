@@ -112,10 +112,16 @@ def test_a_member_whose_loss_diverges_stops_and_the_others_go_on(tmp_path):
 
 
 @pytest.mark.slow
-def test_dsprites_population_evaluates_like_separate_runs(tmp_path):
+def test_dsprites_population_evaluates_like_separate_runs(tmp_path, monkeypatch):
     """Vmapped importance sampling and shared disentanglement encoder passes give each member's own report."""
+    from aejax.evaluation import factor_scores
     from aejax.evaluation.evaluate_run import EvalOptions, evaluate_run
     from aejax.evaluation.population_eval import evaluate_population
+    monkeypatch.setattr(factor_scores, "DEFAULT_SIZES", {
+        "beta_vae_score": dict(batch_size=16, num_train=100, num_eval=50),
+        "factor_vae_score": dict(batch_size=16, num_train=100, num_eval=50, num_variance_estimate=1000),
+        "mutual_info_gap": dict(num_samples=2000),
+        "dci_disentanglement": dict(num_train=1000, num_test=500, n_estimators=20)})
     configs = []
     for beta in (1.0, 4.0):
         config = beta_vae_dsprites.get_config("smoke")
@@ -130,7 +136,9 @@ def test_dsprites_population_evaluates_like_separate_runs(tmp_path):
         assert set(report["metrics"]) == set(alone["metrics"])
         assert any(k.startswith("disentanglement/") for k in report["metrics"])
         for name, value in alone["metrics"].items():
-            assert report["metrics"][name] == pytest.approx(value, rel=1e-4, abs=1e-4), name
+            # Boosted trees turn last-bit differences of the codes into small ones of their importances.
+            tolerance = 3e-3 if name.startswith("disentanglement/dci") else 1e-4
+            assert report["metrics"][name] == pytest.approx(value, rel=1e-4, abs=tolerance), name
         assert json.load(open(os.path.join(workdir, "eval.json")))["metrics"] == report["metrics"]
 
 
