@@ -38,7 +38,7 @@ fi
 mkdir -p "$OUT"
 $PY -c "import jax; print('devices:', jax.devices())" | tee "$OUT/devices.txt"
 start=$(date +%s)
-$PY -m aejax.sweep run "$CONFIG" "$OUT/study" beta=1,2,4,6,8,16 seed=0,1,2 --population --python "$PY" \
+$PY -m aejax.sweep run "$CONFIG" "$OUT/study" beta=1,2,4,6,8,16 seed=0,1,2 --population --parallel 1 --python "$PY" \
     -- --config.num_train_steps="$STEPS" --num_importance_samples=1 --noclustering
 echo "study: $STEPS steps x 18 members in $(( $(date +%s) - start )) s" | tee "$OUT/study_time.txt"
 $PY -m aejax.sweep_summary "$OUT/study" --metrics=elbo,kl,reconstruction_nll,active_units,disentanglement/beta_vae/eval_accuracy,disentanglement/factor_vae/eval_accuracy,disentanglement/mig/score,disentanglement/dci/disentanglement \

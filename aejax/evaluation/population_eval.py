@@ -2,11 +2,12 @@
 
 The runs are restored once and grouped into populations (runs whose programs
 differ only in numbers: `aejax.training.population`). Within a population the
-importance sampling of every member runs as one vmapped program over the
-members' stacked parameters, and the encoder passes of the disentanglement
+importance sampling of every member runs as one program over the members'
+stacked parameters (vmapped on an accelerator, a loop inside the program on a
+CPU: `over_members`), and the encoder passes of the disentanglement
 metrics are shared by the members with one seed (they draw the same factors):
 each batch of observations is rendered once and encoded for all of them in one
-vmapped call. The rest of each run's report (reconstructions, clustering, probes)
+call. The rest of each run's report (reconstructions, clustering, probes)
 is computed per run as `aejax.evaluate` computes it (one run per core at a time),
 and each run gets its own eval.json. Same numbers as evaluating each run alone, to float tolerance (a
 batched matmul may round differently).
@@ -37,8 +38,23 @@ def _members_axis_last(tree):
     return jax.tree_util.tree_map(lambda leaf: jnp.swapaxes(leaf, 0, 1), tree)
 
 
+def over_members(fn, num_shared: int = 2):
+    """fn(member params, member values, *shared) over the stacked members: one program either way.
+
+    Vmapped on an accelerator (one wide program keeps it busy); on a CPU a loop
+    over the members inside the program (`lax.map`), whose batched intermediates
+    would be M times larger than one run's and measured slower (README).
+    """
+    if jax.default_backend() != "cpu":
+        return jax.vmap(fn, in_axes=(0, 0) + (None,) * num_shared)
+
+    def looped(params, values, *shared):
+        return jax.lax.map(lambda member: fn(member[0], member[1], *shared), (params, values))
+    return looped
+
+
 def population_likelihood_estimates(models, x: np.ndarray, options: EvalOptions) -> list[dict[str, np.ndarray]]:
-    """Each model's per-example {"log_px", "elbo", "reconstruction"} on `x`, all members in one vmapped program."""
+    """Each model's per-example {"log_px", "elbo", "reconstruction"} on `x`, all members in one program."""
     configs = [m.config for m in models]
     base = configs[0]
     values = {k: jnp.asarray(v) for k, v in member_values(configs, varying_keys(configs)).items()}
@@ -51,7 +67,7 @@ def population_likelihood_estimates(models, x: np.ndarray, options: EvalOptions)
         return importance_weighted_log_likelihood(key, batch, mean, logvar, log_prob, options.num_importance_samples,
                                                   options.samples_per_chunk)
 
-    vmapped = jax.jit(jax.vmap(estimate, in_axes=(0, 0, None, None)))
+    vmapped = jax.jit(over_members(estimate, num_shared=2))
     per_example = estimate_in_batches(lambda batch, key: _members_axis_last(vmapped(params, values, batch, key)), x,
                                       num_samples=options.num_importance_samples, batch_size=options.batch_size,
                                       seed=options.seed)
@@ -70,7 +86,7 @@ def population_codes(models):
         encoded = model.apply(member_params, images, method="encode")
         return encoded[0] if variant.probabilistic_encoder else encoded
 
-    vmapped = jax.jit(jax.vmap(code, in_axes=(0, 0, None)))
+    vmapped = jax.jit(over_members(code, num_shared=1))
 
     def represent_all(images: np.ndarray) -> np.ndarray:
         codes = map_batches(lambda batch, i: _members_axis_last(vmapped(params, values, as_model_input(batch))),

@@ -23,8 +23,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, Sweep]:
     parser = argparse.ArgumentParser(prog="python -m aejax.sweep", description=__doc__)
     parser.add_argument("command", choices=("run", "plan", "point"))
     parser.add_argument("args", nargs="+", help="[INDEX] CONFIG RUNS_DIR key=v1,v2 ...")
-    parser.add_argument("--parallel", type=int, default=None,
-                        help="jobs at once (default: one per core; with --population, 1)")
+    parser.add_argument("--parallel", type=int, default=default_parallel(),
+                        help="jobs at once, each pinned to its share of the cores (default: one per core); with "
+                             "--population the populations are cut to make about this many jobs")
     parser.add_argument("--population", action="store_true",
                         help="train the points that can share one program as one vmapped population")
     parser.add_argument("--python", default=sys.executable, help="interpreter for the jobs")
@@ -39,8 +40,6 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, Sweep]:
     config, runs_dir, *specs = positional
     if not os.path.exists(config.split(":")[0]):
         parser.error(f"no config file {config.split(':')[0]}")
-    if args.parallel is None:
-        args.parallel = 1 if args.population else default_parallel()
     if args.parallel < 1:
         parser.error("--parallel must be ≥ 1")
     try:
@@ -57,7 +56,7 @@ def main(argv: list[str]) -> int:
     args, sweep = parse_args(argv)
     if args.command == "plan":
         if args.population:
-            for job in population_sweep.population_jobs(sweep):
+            for job in population_sweep.population_jobs(sweep, args.parallel):
                 print(f"{job.index}\t{population_sweep.job_status(job)}\t"
                       + " ".join(point.workdir for point in job.points))
         else:
@@ -66,12 +65,13 @@ def main(argv: list[str]) -> int:
         return 0
     if args.command == "point":
         if args.population:
-            return population_sweep.run_population_point(sweep, args.index)
+            return population_sweep.run_population_point(sweep, args.index, args.parallel)
         todo = points(sweep)
         if not 0 <= args.index < len(todo):
             print(f"error: point index {args.index} is not in 0..{len(todo) - 1}", file=sys.stderr)
             return 2
         return 1 if run_point(todo[args.index]) == "failed" else 0
     if args.population:
-        return run(population_sweep.population_jobs(sweep), population_sweep.run_job, args.parallel, sweep.runs_dir)
+        return run(population_sweep.population_jobs(sweep, args.parallel), population_sweep.run_job, args.parallel,
+                   sweep.runs_dir)
     return run(points(sweep), run_point, args.parallel, sweep.runs_dir)

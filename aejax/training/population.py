@@ -1,12 +1,14 @@
-"""Populations: runs that differ only in numbers the train step reads, trained as one vmapped program.
+"""Populations: runs that differ only in numbers the train step reads, trained as one program.
 
-A population stacks its members' train states on a leading axis and runs the
-shared train step under `jax.vmap`: one compiled chunk, one copy of the data,
-one process. A member reads the data in the order, and draws the keys, of the
-separate run with its config: its batch indices come from its own permutation
-key and its step keys from its own rng, so member i follows the separate run of
-config i (to float tolerance: a batched matmul may round differently from the
-unbatched one; see the README).
+A population stacks its members' train states on a leading axis, keeps one copy
+of the data and runs in one process. On an accelerator the shared train step runs
+under `jax.vmap`: one compiled chunk for every member, each member's varying
+numbers traced (`MemberConfig`). On a CPU, where a vmapped step is no faster, the
+members run side by side, each its own run's compiled chunk (`build_program`).
+Either way a member reads the data in the order, and draws the keys, of the
+separate run with its config (its batch indices come from its own permutation
+key, its step keys from its own rng): side by side it is that run bit for bit,
+vmapped to float tolerance (a batched matmul may round differently; see the README).
 
 Which runs can share a program is decided from the code, not from a list:
 
@@ -37,7 +39,8 @@ from aejax.training import chunks
 from aejax.training import config as run_config
 from aejax.training import step as step_module
 from aejax.training.state import create_train_state, variant_optimizer
-from aejax.training.step import eval_key, eval_parts, eval_pass, make_train_step, make_update, mean_over_parts
+from aejax.training.step import (eval_key, eval_parts, eval_pass, make_evaluate, make_train_step, make_update,
+                                 mean_over_parts)
 
 SEED = "seed"  # differs freely: it only picks a member's initial key
 
@@ -176,9 +179,11 @@ def member(tree: Any, index: int) -> Any:
 class Program:
     """The compiled functions of a population, each over all members at once.
 
-    init(keys [M]) → stacked initial states; chunk(states, images, labels, num_steps)
-    → (states, metrics [steps, M, ...]); evaluate(params, split, rngs, steps) →
-    metrics [M, ...] averaged over the split; `values` holds each varying key's [M] numbers.
+    init(values, keys [M]) → stacked initial states; chunk(states, images, labels,
+    num_steps, active) → (states, metrics [steps, M, ...]), where only the `active`
+    members train (the others keep their state; their metrics are NaN);
+    evaluate(params, split, rngs, steps) → metrics [M, ...] averaged over the
+    split; `values` holds each varying key's [M] numbers.
     """
     config: ml_collections.ConfigDict
     values: dict[str, jax.Array]
@@ -187,8 +192,67 @@ class Program:
     evaluate: Callable
 
 
-def build_program(configs: Sequence[ml_collections.ConfigDict], num_examples: int, mesh=None) -> Program:
-    """The population's compiled functions; `configs` are the members' prepared configs (one population)."""
+def build_program(configs: Sequence[ml_collections.ConfigDict], num_examples: int, mesh=None,
+                  vectorize: bool | None = None) -> Program:
+    """The population's compiled functions; `configs` are the members' prepared configs (one population).
+
+    `vectorize` (default: on an accelerator) runs the members as one vmapped
+    program, each member's varying numbers traced: one wide program that keeps an
+    accelerator busy, equal to the separate runs to float tolerance (a batched
+    matmul rounds differently, and training amplifies it: README). Otherwise (a
+    CPU) the members run side by side, each its own run's compiled chunk with its
+    own config in one process over one copy of the data: bit-equal to the separate
+    runs, at a separate run's speed per core (a vmapped step was no faster on CPU,
+    and a loop over members inside one program 20% slower: README).
+    """
+    if vectorize is None:
+        vectorize = jax.default_backend() != "cpu"
+    return (_vectorized if vectorize else _side_by_side)(list(configs), num_examples, mesh)
+
+
+@jax.jit
+def keep_inactive(active, new_states, old_states):
+    """Each member's new state where it trained this chunk, its old one where it waited."""
+    def select(new, old):
+        return jnp.where(active.reshape(-1, *([1] * (new.ndim - 1))), new, old)
+    return jax.tree_util.tree_map(select, new_states, old_states)
+
+
+def _side_by_side(configs, num_examples: int, mesh) -> Program:
+    """Each member its own run's functions (concrete config), called in turn in one process."""
+    runs = []
+    for config in configs:
+        variant = objectives.get(config.model)
+        model = variant.build_model(config, tuple(config.image_shape))
+        optimizer = variant_optimizer(variant, config, config.num_train_steps)
+        train_step = make_train_step(make_update(variant, model, config, optimizer, config.num_train_steps))
+        runs.append((variant, model, optimizer,
+                     chunks.make_train_chunk(train_step, config, num_examples, mesh),
+                     make_evaluate((variant.make_eval_loss or variant.make_loss)(model, config), config)))
+
+    def init(values, keys):
+        del values
+        return stack([create_train_state(config, variant, model, optimizer, keys[i])
+                      for i, (config, (variant, model, optimizer, _, _)) in enumerate(zip(configs, runs))])
+
+    def chunk(states, images, labels, num_steps, active):
+        outputs = [runs[i][3](member(states, i), images, labels, num_steps) if active[i] else None
+                   for i in range(len(runs))]
+        done = next(out for out in outputs if out is not None)
+        nan = jax.tree_util.tree_map(lambda m: jnp.full_like(m, jnp.nan, dtype=jnp.float32), done[1])
+        new_states = stack([out[0] if out else member(states, i) for i, out in enumerate(outputs)])
+        metrics = jax.tree_util.tree_map(lambda *m: jnp.stack(m, axis=1), *[out[1] if out else nan for out in outputs])
+        return new_states, metrics
+
+    def evaluate(params, split, rngs, steps) -> dict[str, np.ndarray]:
+        results = [runs[i][4](member(params, i), split, rngs[i], steps[i]) for i in range(len(runs))]
+        return {k: np.stack([r[k] for r in results]) for k in results[0]}
+
+    return Program(configs[0], {}, init, chunk, evaluate)
+
+
+def _vectorized(configs, num_examples: int, mesh) -> Program:
+    """One vmapped program; the members' varying numbers are traced (MemberConfig)."""
     config = configs[0]
     values = {k: jnp.asarray(v) for k, v in member_values(configs, varying_keys(configs)).items()}
 
@@ -213,9 +277,9 @@ def build_program(configs: Sequence[ml_collections.ConfigDict], num_examples: in
 
     compiled = chunks.compile_chunk(chunk_indices, one_step, config.get("scan_steps", True), mesh, donate=False)
 
-    def chunk(states, images, labels, num_steps):
-        (states, _), metrics = compiled((states, values), images, labels, num_steps)
-        return states, metrics
+    def chunk(states, images, labels, num_steps, active):
+        (new_states, _), metrics = compiled((states, values), images, labels, num_steps)
+        return keep_inactive(jnp.asarray(active), new_states, states), metrics
 
     def eval_member(params, member_values, images, labels, key, step):
         variant, model, _, member_config = member_model(config, member_values)
@@ -227,8 +291,8 @@ def build_program(configs: Sequence[ml_collections.ConfigDict], num_examples: in
     def evaluate(params, split, rngs, steps) -> dict[str, np.ndarray]:
         parts = eval_parts(split, config.eval_batch_size)
         results = [jax.device_get(evaluate_batches(params, values, images, labels,
-                                                   jax.vmap(lambda rng: eval_key(rng, index))(rngs), steps))
-                   for images, labels, index in parts]
+                                                   jax.vmap(lambda rng: eval_key(rng, first))(rngs), steps))
+                   for images, labels, first in parts]
         return mean_over_parts(results, parts, batch_axis=1)
 
     return Program(config, values, jax.jit(jax.vmap(init_member)), chunk, evaluate)

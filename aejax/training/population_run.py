@@ -60,14 +60,6 @@ class _NoWriter:
         return lambda *args, **kwargs: None
 
 
-@jax.jit
-def _keep_inactive(active, new_states, old_states):
-    """Each member's new state where it trained this chunk, its old one where it waited."""
-    def select(new, old):
-        return jnp.where(active.reshape(-1, *([1] * (new.ndim - 1))), new, old)
-    return jax.tree_util.tree_map(select, new_states, old_states)
-
-
 def _prepare(configs, workdirs):
     """Validated configs of one population, the mesh, and the data (the training split on the device)."""
     if len(configs) != len(workdirs) or not configs:
@@ -91,7 +83,8 @@ def _prepare(configs, workdirs):
     return [prepare_config(c, train_split) for c in configs], mesh, train_split, splits.load_eval(configs[0])
 
 
-def train_population(configs, workdirs, allow_config_change=None) -> list[dict[str, Any]]:
+def train_population(configs, workdirs, allow_config_change=None, vectorize: bool | None = None
+                     ) -> list[dict[str, Any]]:
     """Train `configs` (one population) in `workdirs`, resuming each member from its newest good checkpoint.
 
     Every member's workdir is locked, checked and written as `train_and_evaluate`
@@ -99,7 +92,9 @@ def train_population(configs, workdirs, allow_config_change=None) -> list[dict[s
     them; damaged checkpoints skipped; SIGTERM/SIGINT save every member and raise
     `Interrupted`; a full disk stops the run in one line). Returns, per member,
     {"workdir", "step", "eval": final eval metrics, "error": None or why it stopped}.
-    Raises NonFiniteLossError if every member stopped on a non-finite loss.
+    Raises NonFiniteLossError if every member stopped on a non-finite loss. `vectorize`:
+    one vmapped program (default on an accelerator) or the members side by side
+    (default on a CPU: bit-equal to separate runs); see `build_program`.
     """
     allowed = resume.parse_allowed(allow_config_change)
     with contextlib.ExitStack() as claims:
@@ -108,13 +103,13 @@ def train_population(configs, workdirs, allow_config_change=None) -> list[dict[s
             if parallel.is_main_process():
                 workdir_lib.remove_unfinished_checkpoints(os.path.join(workdir, "checkpoints"))
         parallel.sync_processes("aejax: population workdirs claimed")
-        return _train_population(configs, workdirs, allowed)
+        return _train_population(configs, workdirs, allowed, vectorize)
 
 
-def _train_population(configs, workdirs, allowed) -> list[dict[str, Any]]:
+def _train_population(configs, workdirs, allowed, vectorize) -> list[dict[str, Any]]:
     configs, mesh, train_split, test_split = _prepare(configs, workdirs)
     base, main_process, eval_device = configs[0], parallel.is_main_process(), jax.local_devices()[0]
-    program = build_program(configs, train_split.num_examples, mesh)
+    program = build_program(configs, train_split.num_examples, mesh, vectorize)
     replicated = parallel.replicated(mesh)
     keys = jnp.stack([jax.random.PRNGKey(c.seed) for c in configs])
     initial = jax.eval_shape(program.init, program.values, keys)
@@ -151,8 +146,7 @@ def _train_population(configs, workdirs, allowed) -> list[dict[str, Any]]:
             if not any(active):
                 continue
             chunk_start = time.perf_counter()
-            new_states, metrics = program.chunk(states, train_data.images, train_data.labels, num_steps)
-            states = _keep_inactive(jnp.asarray(active), new_states, states)
+            states, metrics = program.chunk(states, train_data.images, train_data.labels, num_steps, active)
             metrics = jax.device_get(parallel.local_copy(metrics))  # {name: [steps, M, ...]}
             if first_chunk_time is None:
                 first_chunk_time = time.perf_counter() - start

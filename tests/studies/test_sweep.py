@@ -127,3 +127,11 @@ def test_summary_means_and_stds_over_seeds(tmp_path):
         assert os.path.getsize(out[key]) > 1000
     assert out["table"] in open(out["markdown"]).read()
     assert out["metrics_plot"].endswith("metrics_vs_beta.png")
+
+
+def test_populations_are_cut_to_fill_the_cores_the_same_way_every_time():
+    from aejax.studies.population_sweep import split_for_cores
+    assert split_for_cores([[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]], 2) == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
+    assert split_for_cores([[0, 1, 2], [3, 4]], 2) == [[0, 1, 2], [3, 4]]
+    assert split_for_cores([[0, 1, 2]], 4) == [[0], [1], [2]]
+    assert split_for_cores([[0, 1, 2, 3, 4]], 1) == [[0, 1, 2, 3, 4]]
