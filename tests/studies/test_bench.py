@@ -59,6 +59,6 @@ def test_population_conv_and_dtype_sections_print_their_figures_side_by_side():
         cwd=REPO, capture_output=True, text=True, timeout=600,
         env=dict(os.environ, JAX_PLATFORMS="cpu", JAX_DISABLE_MOST_OPTIMIZATIONS="1"))
     assert result.returncode == 0, result.stderr[-3000:]
-    for expected in ("one run (the trainer's chunk)", "population of 1", "population of 3", "of the bound",
+    for expected in ("one run (the trainer's chunk)", "population of 1 side by side", "population of 3 vmapped", "of the bound",
                      "Conv VAE", "per-step calls", "bf16 / float32", "dSprites MLP"):
         assert expected in result.stdout, result.stdout

@@ -3,9 +3,9 @@
 Two measurements, side by side in one process:
 
 * throughput: the canonical VAE's train chunk as a population of N members
-  (β and seed differ) against the trainer's single-run chunk: members ×
-  examples/s, the speed-up over one run, and the fraction of the matmul bound
-  (N members do N times the matmuls of one run);
+  (β and seed differ), side by side and vmapped, against the trainer's
+  single-run chunk: members × examples/s, the speed-up over one run, and the
+  fraction of the matmul bound (N members do N times the matmuls of one run);
 * the README's Fashion-MNIST β sweep (β ∈ {0.25, 1, 4, 16, 64} × seeds {0, 1},
   `--sweep_epochs` epochs, evaluated with K = 100, no baselines, no N2D) run as
   whole `python -m aejax.sweep run` processes, separately (two points at a time,
@@ -46,18 +46,20 @@ def population_rates(ctx, options: BenchOptions) -> dict:
         for i in range(size):
             config = base_config(options, "vae", beta=float(SWEEP_BETAS[i % len(SWEEP_BETAS)]), seed=i)
             configs.append(prepare_config(validate(config), ctx["train"]))
-        program = build_program(configs, data.num_examples)
         keys = jax.numpy.stack([jax.random.PRNGKey(c.seed) for c in configs])
-        holder = {"states": program.init(program.values, keys)}
+        for mode, vectorize in (("side by side", False), ("vmapped", True)):
+            program = build_program(configs, data.num_examples, vectorize=vectorize)
+            holder = {"states": program.init(program.values, keys)}
 
-        def run():
-            holder["states"], metrics = program.chunk(holder["states"], data.images, data.labels, steps)
-            return metrics
+            def run():
+                holder["states"], metrics = program.chunk(holder["states"], data.images, data.labels, steps,
+                                                          [True] * size)
+                return metrics
 
-        seconds = median_seconds(run, options.repeats, options.now)
-        rate = size * steps * batch / seconds
-        rows[size] = {"member_examples_per_sec": rate, "speedup_over_one_run": rate / single_rate,
-                      "fraction_of_matmul_bound": rate / bound}
+            seconds = median_seconds(run, options.repeats, options.now)
+            rate = size * steps * batch / seconds
+            rows[f"{size} {mode}"] = {"member_examples_per_sec": rate, "speedup_over_one_run": rate / single_rate,
+                                      "fraction_of_matmul_bound": rate / bound}
     block(holder["states"])
     return {"single_examples_per_sec": single_rate, "matmul_bound_examples_per_sec": bound, "populations": rows}
 
@@ -104,7 +106,7 @@ def report_lines(result: dict, options: BenchOptions) -> list[str]:
              f"  one run (the trainer's chunk)        {rates['single_examples_per_sec']:12,.0f}",
              f"  matmul bound of one run              {rates['matmul_bound_examples_per_sec']:12,.0f}"]
     for size, row in rates["populations"].items():
-        lines.append(f"  population of {size:<3d}                  {row['member_examples_per_sec']:12,.0f}   "
+        lines.append(f"  population of {size:<18s}   {row['member_examples_per_sec']:12,.0f}   "
                      f"{row['speedup_over_one_run']:5.2f}× one run   {row['fraction_of_matmul_bound']:6.1%} of the bound")
     sweep = result.get("sweep")
     if sweep:
