@@ -12,8 +12,8 @@
 #
 # Size estimate (from FLOPs, before any run): a training image costs ~3 x 33 MFLOP (forward: encoder convs
 # 8.1M + decoder transposed convs 8.1M + dense 0.5M multiply-adds), so a step of batch 64 is 6.3 GFLOP and
-# the population step (18 members) 114 GFLOP; 300,000 steps are 34 PFLOP. At ~100 TFLOP/s (a third of the
-# H200's TF32 rate: small convs with few channels keep it far from its 495 TFLOP/s) that is ~6 min, plus
+# the population step (18 members) 114 GFLOP; 300,000 steps are 34 PFLOP. At ~100 TFLOP/s (a fifth of the
+# H200's dense TF32 rate: small convs with few channels keep it far from its 495 TFLOP/s) that is ~6 min, plus
 # ~1 min of compile and data preparation, ~2 min of evaluation (DCI's boosted trees on the 16 CPU cores, a
 # run per core) and ~1 min of bench. Set AEJAX_STUDY_STEPS to trade length for time; the summary says how
 # many steps ran. The device image has jax/flax/optax/orbax but not ml_collections, tensorflow-datasets,

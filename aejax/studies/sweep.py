@@ -155,14 +155,28 @@ def status(point: Point) -> str:
 # ------------------------------------------------------------------- run ----
 
 def run_logged(command: tuple[str, ...], log_path: str, env: dict, cpus: frozenset[int] | None = None) -> int:
-    """Run `command` with its output appended to `log_path`, pinned to `cpus` if given."""
-    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+    """Run `command` with its output appended to `log_path`, pinned to `cpus` if given.
+
+    Pinned from here, just after the start, not by a `preexec_fn`: that runs Python
+    in the forked child of this process, which has JAX (multithreaded) imported, and
+    JAX warns of deadlocks. The child is still importing when it is pinned, long
+    before XLA starts the threads that inherit its affinity.
+    """
     with open(log_path, "a") as log:
         where = f"  [cpus {','.join(map(str, sorted(cpus)))}]" if cpus else ""
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')}  {' '.join(command)}{where}\n")
         log.flush()
-        return subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                               preexec_fn=pin).returncode
+        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        if cpus:
+            try:
+                os.sched_setaffinity(child.pid, cpus)
+            except ProcessLookupError:  # it ended already
+                pass
+        try:
+            return child.wait()
+        except KeyboardInterrupt:  # the child got the same Ctrl-C: let it save its checkpoint and stop
+            child.wait()
+            raise
 
 
 def tail(path: str, lines: int = 5) -> str:

@@ -35,7 +35,7 @@ from aejax.training import workdir as workdir_lib
 from aejax.training.chunks import chunk_schedule
 from aejax.training.config import prepare_config, validate
 from aejax.training.loop import first_non_finite, restore_or_start, save_figures, scalar_metrics
-from aejax.training.population import build_program, member, split_into_populations, stack
+from aejax.training.population import build_program, member, split_into_populations, stack, varying_keys
 from aejax.training.progress import Progress, format_seconds
 from aejax.training.restore import TrainedModel
 from aejax.training.state import check_memory
@@ -125,13 +125,15 @@ def _train_population(configs, workdirs, allowed, vectorize) -> list[dict[str, A
         members.append(Member(config, workdir, checkpointer, writer, step))
         member_states.append(state)
     states = jax.device_put(stack(member_states), replicated)
+    del member_states  # the unstacked copies: a member's state of a big model is hundreds of MB
     logging.info("population of %d members (%s vary) at steps %s; %s: %d train / %d eval images, %d steps of "
-                 "batch %d on %d devices", len(members), ", ".join(program.values) or "only the seed",
+                 "batch %d on %d devices", len(members), ", ".join(varying_keys(configs)) or "only the seed",
                  sorted({m.step for m in members}), base.dataset, train_split.num_examples, test_split.num_examples,
                  base.num_train_steps, base.batch_size, mesh.size)
 
     train_data = placement.put_on_device(train_split, replicated)
     test_data = placement.put_on_device(test_split, eval_device)
+    del train_split, test_split  # the host copies (dSprites: 3 GB), now that the device holds the data
     figures = [TrainedModel(m.config, None) if main_process else None for m in members]
     total = base.num_train_steps
     chunk = math.gcd(base.log_every_steps, base.eval_every_steps, base.checkpoint_every_steps)
