@@ -92,14 +92,19 @@ def _compile_ahead(evaluate, trained, state, test_data, eval_device) -> list:
 
     XLA compiles without holding Python's lock, so on a machine with a core to
     spare the first evaluation no longer waits for its compile.
+    The thread sees only shapes: on one device `local` is the state's own buffers,
+    which the first chunk donates (deletes) while the thread may still be lowering.
     """
     local = parallel.local_copy(state, eval_device)
+    shapes = jax.tree_util.tree_map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding) if isinstance(x, jax.Array) else x,
+        local)
     ahead = ThreadPoolExecutor(1, thread_name_prefix="aejax-compile-ahead")
-    compiling = [ahead.submit(evaluate.compile, local.params, test_data, local.rng, local.step)]
+    compiling = [ahead.submit(evaluate.compile, shapes.params, test_data, shapes.rng, shapes.step)]
     if trained is not None:
-        trained.params = local.params  # the figures draw from a copy on the eval device, as here
-        key = jax.random.fold_in(local.rng, EVAL_STREAM)
-        compiling.append(ahead.submit(trained.compile_figures, trained.config.num_figure_images, key))
+        key = jax.random.fold_in(local.rng, EVAL_STREAM)  # a new array: the chunk does not donate it
+        compiling.append(ahead.submit(trained.compile_figures, trained.config.num_figure_images, key,
+                                      shapes.params))
     ahead.shutdown(wait=False)
     return compiling
 

@@ -147,8 +147,10 @@ class Evaluate:
         return mean_over_parts(results, parts)
 
     def compile(self, params, split: Split, rng, step) -> None:
-        for images, labels, first in self._parts(split):
-            self._evaluate_batches.lower(params, images, labels, eval_key(rng, first), step).compile()
+        """Compiles without running; `params`, `rng` and `step` may be shapes (jax.ShapeDtypeStruct)."""
+        key = jax.ShapeDtypeStruct(rng.shape, rng.dtype, sharding=getattr(rng, "sharding", None))  # eval_key's
+        for images, labels, _ in self._parts(split):
+            self._evaluate_batches.lower(params, images, labels, key, step).compile()
 
 
 def make_evaluate(eval_loss_fn, config) -> Evaluate:
