@@ -12,9 +12,10 @@ import time
 
 from absl import app, flags
 
-from aejax.studies.bench.harness import SECTIONS, BenchOptions
+from aejax.studies.bench.harness import DEFAULT_SECTIONS, SECTIONS, BenchOptions
 
-_SECTIONS = flags.DEFINE_list("sections", list(SECTIONS), f"Which parts to run: {', '.join(SECTIONS)}.")
+_SECTIONS = flags.DEFINE_list("sections", list(DEFAULT_SECTIONS),
+                              f"Which parts to run: {', '.join(SECTIONS)} (all but conv, dtype and population by default).")
 _EPOCHS = flags.DEFINE_integer("epochs", 3, "Training epochs of the vae, loop and torch sections.")
 _MODELS = flags.DEFINE_list(
     "models", list(BenchOptions.models),
@@ -29,6 +30,10 @@ _EXAMPLES = flags.DEFINE_integer("examples", 12_800, "Examples per timed call in
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed calls (after one warm-up) per measurement.")
 _TORCH_THREADS = flags.DEFINE_integer("torch_threads", 0, "torch.set_num_threads; 0 = the core count.")
 _DATASET = flags.DEFINE_string("dataset", "fashion_mnist", "Dataset (its train and test splits).")
+_MEMBERS = flags.DEFINE_list("members", [str(m) for m in BenchOptions.members],
+                             "Population sizes of the population section's throughput.")
+_SWEEP_EPOCHS = flags.DEFINE_integer("sweep_epochs", BenchOptions.sweep_epochs,
+                                     "Epochs of the population section's whole β sweep (0: skip it).")
 _STARTUP = flags.DEFINE_string("startup_config", BenchOptions.startup_config,
                                "Config of the startup section's smoke runs (its rounds: --repeats).")
 _CLOCK = flags.DEFINE_enum(
@@ -49,7 +54,8 @@ def main(argv):
         sections=tuple(_SECTIONS.value), epochs=_EPOCHS.value, models=tuple(_MODELS.value),
         batch_sizes=tuple(int(b) for b in _BATCH_SIZES.value), dtype=_DTYPE.value, steps=_STEPS.value,
         examples=_EXAMPLES.value, repeats=_REPEATS.value, torch_threads=_TORCH_THREADS.value,
-        dataset=_DATASET.value, clock=_CLOCK.value, startup_config=_STARTUP.value)
+        dataset=_DATASET.value, clock=_CLOCK.value, startup_config=_STARTUP.value,
+        members=tuple(int(m) for m in _MEMBERS.value), sweep_epochs=_SWEEP_EPOCHS.value)
     device = jax.devices()[0]
     header = (f"aejax bench: JAX {jax.__version__}, backend {jax.default_backend()}, device "
               f"{getattr(device, 'device_kind', device.platform)} ×{jax.device_count()}, "

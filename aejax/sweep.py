@@ -4,7 +4,7 @@ Thin: `aejax.studies.sweep` does the work (see its docstring; `launch.sh` is the
 """
 import sys
 
-from aejax.studies.sweep import main
+from aejax.studies.sweep_cli import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

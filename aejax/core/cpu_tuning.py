@@ -1,6 +1,9 @@
 """Two settings that make the train step faster on CPU; applied when aejax is imported.
 
-Both are pure speed: the numbers computed are the same.
+Both are pure speed: the numbers computed are the same. Neither can touch another
+platform: the flag is one of XLA's CPU compiler flags, and the lowering is
+registered for platform "cpu" only (tests/core/test_cpu_tuning.py), so GPU and TPU
+programs compile as jax ships them.
 
 * `--xla_cpu_experimental_ynn_fusion_type=dot`: XLA:CPU hands whole fusions
   (dots, elementwise, reductions) to the YNNPACK library by default. Its

@@ -22,16 +22,16 @@ OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
 }
 
 
-def _cosine(config, total_steps):
+def _cosine(config, learning_rate, total_steps):
     return optax.warmup_cosine_decay_schedule(
-        0.0, config.learning_rate, max(config.warmup_steps, 0), max(total_steps, 1))
+        0.0, learning_rate, max(config.warmup_steps, 0), max(total_steps, 1))
 
 
-def _constant(config, total_steps):
+def _constant(config, learning_rate, total_steps):
     del total_steps
     if config.warmup_steps > 0:
-        return optax.linear_schedule(0.0, config.learning_rate, config.warmup_steps)
-    return config.learning_rate
+        return optax.linear_schedule(0.0, learning_rate, config.warmup_steps)
+    return learning_rate
 
 
 SCHEDULES = {"constant": _constant, "cosine": _cosine}
@@ -52,10 +52,10 @@ OPTIONS = {
 
 def make_optimizer(config: ml_collections.ConfigDict, total_steps: int,
                    learning_rate: float | None = None) -> optax.GradientTransformation:
-    """Optional gradient clipping, then the named optimiser on the schedule."""
-    if learning_rate is not None:
-        config = ml_collections.ConfigDict(dict(config.to_dict(), learning_rate=learning_rate))
-    schedule = SCHEDULES[config.lr_schedule](config, total_steps)
+    """Optional gradient clipping, then the named optimiser on the schedule of `learning_rate`
+    (default: config.learning_rate)."""
+    learning_rate = config.learning_rate if learning_rate is None else learning_rate
+    schedule = SCHEDULES[config.lr_schedule](config, learning_rate, total_steps)
     transforms = [OPTIMIZERS[config.optimizer](schedule, config)]
     if config.grad_clip_norm > 0:
         transforms.insert(0, optax.clip_by_global_norm(config.grad_clip_norm))

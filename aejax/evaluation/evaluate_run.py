@@ -23,16 +23,18 @@ import dataclasses
 import json
 import math
 import os
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
+from absl import flags
 
 from aejax.core import timing
 from aejax.core.batching import map_batches
+from aejax.core.errors import ConfigError
 from aejax.data.catalog import dataset_info
 from aejax.evaluation import clustering, factor_scores
 from aejax.evaluation.inputs import DATA_CONVENTIONS, EvalData, codes_of, encode_all, evaluation_split, load_eval_data
-from aejax.evaluation.likelihood import likelihood_metrics
+from aejax.evaluation.likelihood import likelihood_estimates, likelihood_summary
 from aejax.training.restore import load
 from aejax.training.workdir import atomic_write, check_writable
 
@@ -137,12 +139,56 @@ def _timed(seconds: dict, name: str):
     seconds[name] = round(elapsed.seconds, 2)
 
 
-def evaluate_run(workdir: str, step: int | None = None,
-                 options: EvalOptions = EvalOptions()) -> dict[str, Any]:
+def define_option_flags(flag_values: flags.FlagValues = flags.FLAGS) -> Callable[[], EvalOptions]:
+    """The flags of `python -m aejax.evaluate` that set EvalOptions, on `flag_values`; returns their reader."""
+    fv = dict(flag_values=flag_values)
+    k = flags.DEFINE_integer("num_importance_samples", 1000, "K for the importance-weighted log p(x) (VAE family; "
+                             "Burda et al. use 5000); 0 skips the likelihood part.", lower_bound=0,
+                             upper_bound=100_000, **fv)
+    chunk = flags.DEFINE_integer("samples_per_chunk", 100, "Samples of q drawn at once (memory bound).",
+                                 lower_bound=1, **fv)
+    batch = flags.DEFINE_integer("batch_size", 100, "Test images per compiled call.", lower_bound=1, **fv)
+    threshold = flags.DEFINE_float("active_unit_threshold", 0.01,
+                                   "A latent dim is active if Cov_x(E_q[z_d|x]) exceeds this.", **fv)
+    clustering_flag = flags.DEFINE_bool("clustering", True, "k-means/N2D clustering and linear probes.", **fv)
+    n2d = flags.DEFINE_bool("n2d", True, "The codes → UMAP → k-means pipeline (a few tens of seconds).", **fv)
+    baselines = flags.DEFINE_bool("baselines", True, "Raw-pixel and PCA clustering/probe baselines.", **fv)
+    probe = flags.DEFINE_bool("probe", True, "Linear probe (logistic regression on frozen codes).", **fv)
+    max_examples = flags.DEFINE_integer("max_examples", 0, "Evaluate the first N examples (0 = all).",
+                                        lower_bound=0, **fv)
+    seed = flags.DEFINE_integer("seed", 0, "Seed of the q samples, k-means and UMAP.", **fv)
+    return lambda: EvalOptions(
+        num_importance_samples=k.value, samples_per_chunk=chunk.value, batch_size=batch.value,
+        active_unit_threshold=threshold.value, clustering=clustering_flag.value, n2d=n2d.value,
+        baselines=baselines.value, probe=probe.value, max_examples=max_examples.value, seed=seed.value)
+
+
+def options_from_args(args: list[str]) -> EvalOptions:
+    """EvalOptions from `python -m aejax.evaluate` flags (e.g. a sweep's `-- --num_importance_samples=100`)."""
+    flag_values = flags.FlagValues()
+    read = define_option_flags(flag_values)
+    try:
+        flag_values(["evaluate", *args])
+    except flags.Error as error:
+        raise ConfigError(f"evaluation flags {' '.join(args)}: {error}") from None
+    return read()
+
+
+@dataclasses.dataclass(frozen=True)
+class Precomputed:
+    """Parts of a run's evaluation computed beforehand, for several runs at once (a population):
+    the restored model, the per-example likelihood estimates, the disentanglement scores."""
+    trained: Any = None
+    likelihood: dict | None = None
+    disentanglement: dict | None = None
+
+
+def evaluate_run(workdir: str, step: int | None = None, options: EvalOptions = EvalOptions(),
+                 shared: Precomputed = Precomputed()) -> dict[str, Any]:
     """The full report of the run in `workdir` at `step` (latest by default)."""
     seconds: dict[str, float] = {}
     stage = lambda name: _timed(seconds, name)  # noqa: E731
-    trained = load(workdir, step)
+    trained = shared.trained if shared.trained is not None else load(workdir, step)
     config, variant = trained.config, trained.variant
     info = dataset_info(config.dataset)
     split = evaluation_split(config)
@@ -159,10 +205,12 @@ def evaluate_run(workdir: str, step: int | None = None,
         metrics.update(reconstruction_metrics(trained, test, codes, options.batch_size))
     if variant.probabilistic_encoder and options.num_importance_samples > 0:
         with stage(f"likelihood (K={options.num_importance_samples})"):
-            likelihood, per_dim = likelihood_metrics(
-                trained, test.x, encoded, num_samples=options.num_importance_samples,
-                samples_per_chunk=options.samples_per_chunk, batch_size=options.batch_size,
-                active_unit_threshold=options.active_unit_threshold, seed=options.seed)
+            if shared.likelihood is None:
+                shared = dataclasses.replace(shared, likelihood=likelihood_estimates(
+                    trained, test.x, num_samples=options.num_importance_samples,
+                    samples_per_chunk=options.samples_per_chunk, batch_size=options.batch_size, seed=options.seed))
+            likelihood, per_dim = likelihood_summary(shared.likelihood, encoded, test.x.shape[1:],
+                                                     options.active_unit_threshold)
             metrics.update(likelihood)
     # Cov_x of the point code: for the VAE family the active-units statistic Cov_x(E_q[z_d|x]).
     per_dim["code_variance"] = np.var(codes.astype(np.float64), axis=0).tolist()
@@ -180,7 +228,8 @@ def evaluate_run(workdir: str, step: int | None = None,
                 metrics.update(probe_metrics(trained, train, test, codes, pca))
     if info.factor_sizes:  # ground-truth factors (dSprites): the disentanglement metrics
         with stage("disentanglement metrics"):
-            metrics.update(factor_scores.disentanglement_metrics(trained, seed=int(config.seed)))
+            metrics.update(shared.disentanglement if shared.disentanglement is not None else
+                           factor_scores.disentanglement_metrics(trained, seed=int(config.seed)))
     return {
         "workdir": os.path.abspath(workdir), "step": trained.step, "model": config.model,
         "dataset": config.dataset, "split": split, "num_examples": len(test.x),

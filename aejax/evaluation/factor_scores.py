@@ -5,10 +5,11 @@ an observation is the image the dataset stores for those factor indices, rendere
 the fly (`aejax.data.observe_factors`: `SpriteGrid.render`, uint8 0/255, what the
 model was trained on, since binarisation leaves 0/1 images unchanged). The
 representation is `trained.code`: the posterior mean for the VAE family, the code
-otherwise. Sample counts (`DEFAULT_SIZES`) are cut from disentanglement_lib's so all
-four metrics run in about a minute on 2 CPU cores for a 64x64 encoder (54 s of CPU,
-64 s of wall measured with the 1200-1200 MLP encoder, whose forward pass costs about
-what the Burgess conv encoder's does; rendering is ~0.15 ms of CPU an image); the
+otherwise. Sample counts (`DEFAULT_SIZES`) are cut from disentanglement_lib's so
+BetaVAE, FactorVAE and MIG run in about a minute on 2 CPU cores for a 64x64 encoder
+(measured with the 1200-1200 MLP encoder, whose forward pass costs about what the
+Burgess conv encoder's does; rendering is ~0.15 ms of CPU an image); DCI fits
+disentanglement_lib's 100 boosted trees per factor, ~2.5 min of CPU more. The
 standard errors this leaves are stated next to each. `python -m aejax.disentanglement_eval`
 is the command; `aejax.evaluate` calls `disentanglement_metrics` on dSprites runs.
 """
@@ -42,7 +43,8 @@ DEFAULT_SIZES: dict[str, dict[str, Any]] = {
     "factor_vae_score": dict(batch_size=64, num_train=300, num_eval=200, num_variance_estimate=5_000),
     # 10,000 images [10,000]: the plug-in MI bias (~(bins-1)(|v|-1)/2N) stays < 0.06 nats.
     "mutual_info_gap": dict(num_samples=10_000),
-    # 5,000 + 2,000 images [10,000 + 5,000].
+    # 5,000 + 2,000 images [10,000 + 5,000]; 100 boosted trees as in disentanglement_lib (~2.5 min of CPU
+    # on dSprites, one factor per core; 10 trees took 15 s but overstate disentanglement ~3x).
     "dci_disentanglement": dict(num_train=5_000, num_test=2_000),
 }
 
@@ -65,17 +67,55 @@ def disentanglement_metrics(trained, *, seed: int = 0, **sizes: dict[str, Any]) 
     space = factor_space(trained.config.dataset)
     if space is None:
         return None
+
+    def represent(images: np.ndarray) -> np.ndarray:  # every call padded to ENCODE_CHUNK: one compiled shape
+        return map_batches(lambda batch, i: trained.code(batch), images, ENCODE_CHUNK)
+
+    return _scores(space, represent, seed, sizes, trained.config.dataset)
+
+
+def shared_disentanglement_metrics(dataset: str, represent_all, num_models: int, *, seed: int = 0,
+                                   **sizes: dict[str, Any]) -> list[dict[str, float]] | None:
+    """The scores of `num_models` models at once, as `disentanglement_metrics` gives each with this seed.
+
+    With one seed every model's metrics draw the same factors, so each batch of
+    observations is rendered and encoded once, for all models (`represent_all`:
+    images → codes [num_models, n, D], e.g. a vmapped encoder), and each model's
+    metrics read their codes back in the same order of calls (checked).
+    """
+    space = factor_space(dataset)
+    if space is None:
+        return None
+    calls: list[tuple[np.ndarray, np.ndarray | None]] = []  # (factors, codes of every model) per call
+
+    def represent_of(model: int):
+        position = [0]  # this model's next call (model 0 runs first and encodes for all)
+
+        def represent(factors: np.ndarray) -> np.ndarray:
+            k, position[0] = position[0], position[0] + 1
+            if model == 0:
+                calls.append((factors, np.asarray(represent_all(space.observe(factors)))))
+            elif not np.array_equal(calls[k][0], factors):
+                raise RuntimeError("the metrics of two models drew different factors from one seed")
+            codes = calls[k][1][model]
+            if model == num_models - 1:
+                calls[k] = (calls[k][0], None)  # read by every model: free it
+            return codes
+        return represent
+
+    factors_only = dm.FactorSpace(space.factor_sizes, lambda factors: factors)
+    return [_scores(factors_only, represent_of(model), seed, sizes, dataset) for model in range(num_models)]
+
+
+def _scores(space: dm.FactorSpace, represent, seed: int, sizes: dict[str, Any], dataset: str) -> dict[str, float]:
     unknown = set(sizes) - set(DEFAULT_SIZES)
     if unknown:
         raise TypeError(f"unknown metrics {sorted(unknown)}; use {sorted(DEFAULT_SIZES)}")
     per_metric = {name: {**defaults, **sizes.get(name, {})} for name, defaults in DEFAULT_SIZES.items()}
     start = time.perf_counter()
-    def represent(images: np.ndarray) -> np.ndarray:  # every call padded to ENCODE_CHUNK: one compiled shape
-        return map_batches(lambda batch, i: trained.code(batch), images, ENCODE_CHUNK)
-
     scores = dm.all_disentanglement_metrics(space, represent, seed, per_metric=per_metric,
                                             chunk_size=ENCODE_CHUNK)
-    logging.info("disentanglement metrics of %s in %.0fs", trained.config.dataset, time.perf_counter() - start)
+    logging.info("disentanglement metrics of %s in %.0fs", dataset, time.perf_counter() - start)
     return {PREFIX + name: float(value) for name, value in scores.items()}
 
 

@@ -91,30 +91,41 @@ def active_units(posterior_means: np.ndarray, threshold: float) -> tuple[int, np
     return int(np.sum(variance > threshold)), variance
 
 
-def likelihood_metrics(trained, x: np.ndarray, encoded, *, num_samples: int, samples_per_chunk: int,
-                       batch_size: int, active_unit_threshold: float, seed: int) -> tuple[dict, dict]:
-    """ELBO, importance-weighted log p(x), KL (total and per dim) for a Gaussian q(z | x), on images `x`."""
+def estimate_in_batches(estimate, x: np.ndarray, *, num_samples: int, batch_size: int, seed: int) -> dict:
+    """Per-example estimates of `estimate(x batch, key)` over `x`, batch i with fold_in(PRNGKey(seed), i),
+    with a progress line. The same keys whatever else is evaluated, so every run (or member) compares."""
+    key = jax.random.PRNGKey(seed)
+    num_batches = -(-len(x) // batch_size)
+    progress = Progress(num_batches, 0, batch_size, unit="batch", description=f"log p(x) with K={num_samples}")
+    progress.start(0)
+    per_example = map_batches(lambda batch, i: estimate(jnp.asarray(batch), jax.random.fold_in(key, i)),
+                              x, batch_size, progress)
+    progress.close()
+    return per_example
+
+
+def likelihood_estimates(trained, x: np.ndarray, *, num_samples: int, samples_per_chunk: int, batch_size: int,
+                         seed: int) -> dict[str, np.ndarray]:
+    """{"log_px", "elbo", "reconstruction"} per example of `x`, by importance sampling q(z | x)."""
     model, variant, config = trained.model, trained.variant, trained.config
-    chunk = samples_per_chunk
 
     @jax.jit
     def estimate(params, x, key):
         mean, logvar = model.apply(params, x, method="encode")
         log_prob = model_decoder_log_prob(model, variant, config, params)
-        return importance_weighted_log_likelihood(key, x, mean, logvar, log_prob, num_samples, chunk)
+        return importance_weighted_log_likelihood(key, x, mean, logvar, log_prob, num_samples, samples_per_chunk)
 
-    key = jax.random.PRNGKey(seed)
-    num_batches = -(-len(x) // batch_size)
-    progress = Progress(num_batches, 0, batch_size, unit="batch",
-                        description=f"log p(x) with K={num_samples}")
-    progress.start(0)
-    per_example = map_batches(
-        lambda batch, i: estimate(trained.params, jnp.asarray(batch), jax.random.fold_in(key, i)),
-        x, batch_size, progress)
-    progress.close()
+    return estimate_in_batches(lambda batch, key: estimate(trained.params, batch, key), x,
+                               num_samples=num_samples, batch_size=batch_size, seed=seed)
+
+
+def likelihood_summary(per_example: dict[str, np.ndarray], encoded, image_shape: tuple[int, ...],
+                       active_unit_threshold: float) -> tuple[dict, dict]:
+    """ELBO, importance-weighted log p(x), KL (total and per dim) and active units, from the per-example
+    estimates and the encoder's (mean, logvar)."""
     mean, logvar = encoded
     kl_per_dim = np.mean(np.asarray(kl_divergence(jnp.asarray(mean), jnp.asarray(logvar))), axis=0)
-    num_dims = int(np.prod(x.shape[1:]))
+    num_dims = int(np.prod(image_shape))
     elbo, log_px = float(np.mean(per_example["elbo"])), float(np.mean(per_example["log_px"]))
     count, _ = active_units(mean, active_unit_threshold)
     metrics = {"elbo": elbo, "log_px_iw": log_px, "iw_gap": log_px - elbo,

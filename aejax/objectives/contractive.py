@@ -74,7 +74,7 @@ def check_closed_form_applies(config):
 
 def make_contractive_loss(model, config):
     check_closed_form_applies(config)
-    weight, method = float(config.contractive_weight), config.jacobian_method
+    weight, method = config.contractive_weight, config.jacobian_method
 
     def loss_fn(params, batch, key, step):
         del key, step

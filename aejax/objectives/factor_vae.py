@@ -85,7 +85,7 @@ def stop_gradient_under(params, module: str):
 
 
 def make_factor_vae_loss(model, config):
-    beta, gamma = float(config.beta), float(config.tc_weight)
+    beta, gamma = config.beta, config.tc_weight
 
     def loss_fn(params, batch, key, step):
         del step

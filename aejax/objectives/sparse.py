@@ -43,7 +43,7 @@ def make_sparse_loss(penalty, requires_unit_interval: bool):
                               "set config.code_activation='sigmoid'")
         if not 0 < config.sparsity_target < 1:
             raise ConfigError(f"config.sparsity_target={config.sparsity_target!r} must be in (0, 1)")
-        weight, threshold = float(config.sparsity_weight), float(config.active_threshold)
+        weight, threshold = config.sparsity_weight, config.active_threshold
 
         def loss_fn(params, batch, key, step):
             del key, step

@@ -106,7 +106,7 @@ def train_set_size(config) -> int:
 
 
 def make_tcvae_loss(model, config):
-    alpha, beta, gamma = float(config.mi_weight), float(config.beta), float(config.dim_kl_weight)
+    alpha, beta, gamma = config.mi_weight, config.beta, config.dim_kl_weight
     weights_of = TC_ESTIMATORS[config.tc_estimator]
     dataset_size = train_set_size(config)
 

@@ -57,11 +57,14 @@ def negative_elbo_terms(model, config, params, x, key):
 
 
 def kl_weight(config, step):
-    """β_t: β, or β · min(1, step / kl_warmup_steps) during a KL warm-up."""
-    beta, warmup = float(config.beta), int(config.get("kl_warmup_steps", 0))
-    if warmup <= 0:
-        return jnp.asarray(beta, jnp.float32)
-    return beta * jnp.minimum(1.0, jnp.asarray(step, jnp.float32) / warmup)
+    """β_t: β, or β · min(1, step / kl_warmup_steps) during a KL warm-up.
+
+    Written without Python branches on β or the warm-up length, so a population
+    of runs can pass them as traced per-member numbers (aejax.training.population).
+    """
+    beta, warmup = config.beta, config.get("kl_warmup_steps", 0)
+    ramp = jnp.minimum(1.0, jnp.asarray(step, jnp.float32) / jnp.maximum(warmup, 1))
+    return jnp.where(jnp.asarray(warmup) > 0, beta * ramp, jnp.asarray(beta, jnp.float32))
 
 
 def free_bits_kl(kl_per_dim, free_bits: float):
@@ -82,7 +85,7 @@ def elbo_metrics(reconstruction, kl_per_dim, mean_image, x):
 
 
 def make_negative_elbo(model, config):
-    free_bits = float(config.get("free_bits", 0.0))
+    free_bits = config.get("free_bits", 0.0)
 
     def loss_fn(params, batch, key, step):
         x = batch["image"]

@@ -3,6 +3,7 @@
     python -m aejax.sweep run   CONFIG RUNS_DIR key=v1,v2 ... [--parallel N] [-- FLAGS]
     python -m aejax.sweep plan  CONFIG RUNS_DIR key=v1,v2 ... [-- FLAGS]
     python -m aejax.sweep point INDEX CONFIG RUNS_DIR key=v1,v2 ... [-- FLAGS]
+    (each also with --population: INDEX is then a population's)
 
 `launch.sh` is the usual entry point. A point is `python -m aejax.main` then
 `python -m aejax.evaluate` in RUNS_DIR/<key=value__key=value>, with their
@@ -11,14 +12,14 @@ go to training (every point), anything else to aejax.evaluate.
 
 `run` runs the points on this machine, `--parallel` at once; `plan` lists the
 points and their status; `point` runs one point by its index (what an array
-job of a cluster scheduler calls). A point is finished, and skipped, when its
+job of a cluster scheduler calls). With `--population` the jobs are populations
+of points trained as one vmapped program (`aejax.studies.population_sweep`). A point is finished, and skipped, when its
 eval.json is newer than its last checkpoint, covers the run's final step, and
 was made by the same commands (sweep_point.json); an interrupted point
 resumes from its checkpoint.
 """
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
 import dataclasses
 import itertools
@@ -124,7 +125,7 @@ def _latest_checkpoint_mtime(workdir: str) -> float | None:
     return os.path.getmtime(os.path.join(directory, max(steps, key=int)))
 
 
-def _commands_of(point: Point) -> dict:
+def commands_of(point: Point) -> dict:
     """What decides a point's result: its flags, not the interpreter or how RUNS_DIR is spelled."""
     def flags(command):
         return [arg for arg in command[1:] if not arg.startswith("--workdir=")]
@@ -147,24 +148,38 @@ def status(point: Point) -> str:
     except (OSError, ValueError, KeyError):
         return "partial"
     finished = (os.path.getmtime(eval_path) > checkpoint_time and report.get("step") == final_step
-                and recorded == _commands_of(point))
+                and recorded == commands_of(point))
     return "finished" if finished else "partial"
 
 
 # ------------------------------------------------------------------- run ----
 
-def _run_logged(command: tuple[str, ...], log_path: str, env: dict, cpus: frozenset[int] | None = None) -> int:
-    """Run `command` with its output appended to `log_path`, pinned to `cpus` if given."""
-    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+def run_logged(command: tuple[str, ...], log_path: str, env: dict, cpus: frozenset[int] | None = None) -> int:
+    """Run `command` with its output appended to `log_path`, pinned to `cpus` if given.
+
+    Pinned from here, just after the start, not by a `preexec_fn`: that runs Python
+    in the forked child of this process, which has JAX (multithreaded) imported, and
+    JAX warns of deadlocks. The child is still importing when it is pinned, long
+    before XLA starts the threads that inherit its affinity.
+    """
     with open(log_path, "a") as log:
         where = f"  [cpus {','.join(map(str, sorted(cpus)))}]" if cpus else ""
         log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')}  {' '.join(command)}{where}\n")
         log.flush()
-        return subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                               preexec_fn=pin).returncode
+        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        if cpus:
+            try:
+                os.sched_setaffinity(child.pid, cpus)
+            except ProcessLookupError:  # it ended already
+                pass
+        try:
+            return child.wait()
+        except KeyboardInterrupt:  # the child got the same Ctrl-C: let it save its checkpoint and stop
+            child.wait()
+            raise
 
 
-def _tail(path: str, lines: int = 5) -> str:
+def tail(path: str, lines: int = 5) -> str:
     with open(path) as f:
         return "".join(f.readlines()[-lines:])
 
@@ -176,16 +191,16 @@ def run_point(point: Point, env: dict | None = None, say=print, cpus: frozenset[
         return "skipped"
     os.makedirs(point.workdir, exist_ok=True)
     with open(os.path.join(point.workdir, POINT_FILE), "w") as f:
-        json.dump({"overrides": point.overrides, "commands": _commands_of(point)}, f, indent=2)
+        json.dump({"overrides": point.overrides, "commands": commands_of(point)}, f, indent=2)
     env = dict(os.environ if env is None else env)
     start = time.perf_counter()
     for stage, command in (("train", point.train_command), ("evaluate", point.eval_command)):
         say(f"[{point.index}] {point.name}: {stage} (log: {point.workdir}/{stage}.log)")
         log_path = os.path.join(point.workdir, f"{stage}.log")
-        code = _run_logged(command, log_path, env, cpus)
+        code = run_logged(command, log_path, env, cpus)
         if code != 0:
             say(f"[{point.index}] {point.name}: {stage} FAILED (exit {code}); last lines of {log_path}:\n"
-                + _tail(log_path))
+                + tail(log_path))
             return "failed"
     say(f"[{point.index}] {point.name}: done in {format_seconds(time.perf_counter() - start)}")
     return "done"
@@ -215,16 +230,19 @@ def core_slots(parallel: int) -> list[frozenset[int]] | None:
     return [frozenset(cores[i * per_job:(i + 1) * per_job]) for i in range(parallel)]
 
 
-def run(sweep: Sweep, parallel: int) -> int:
-    """Every point, `parallel` at once; the exit status is 1 if any point failed."""
-    todo = points(sweep)
+def run(jobs: list, run_job, parallel: int, runs_dir: str) -> int:
+    """Every job (a point, or a population of points), `parallel` at once; exit status 1 if any failed.
+
+    `run_job(job, env, say, cpus)` returns 'skipped', 'done' or 'failed'.
+    """
     lock = threading.Lock()
 
     def say(message: str) -> None:
         with lock:
             print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
 
-    say(f"sweep of {len(todo)} points in {sweep.runs_dir}, {parallel} at once")
+    say(f"sweep of {len(jobs)} {'jobs' if jobs and not isinstance(jobs[0], Point) else 'points'} in {runs_dir}, "
+        f"{parallel} at once")
     env = child_env(parallel)
     start = time.perf_counter()
     slots = core_slots(parallel)
@@ -232,79 +250,21 @@ def run(sweep: Sweep, parallel: int) -> int:
     for slot in slots or [None] * parallel:
         free.put(slot)
 
-    def run_on_free_cores(point: Point) -> str:
+    def run_on_free_cores(job) -> str:
         cpus = free.get()
         try:
-            return run_point(point, env, say, cpus)
+            return run_job(job, env, say, cpus)
         finally:
             free.put(cpus)
 
     if slots:
         say("each job pinned to its own cores: " + "; ".join(",".join(map(str, sorted(s))) for s in slots))
     with concurrent.futures.ThreadPoolExecutor(max_workers=parallel) as pool:
-        results = list(pool.map(run_on_free_cores, todo))
+        results = list(pool.map(run_on_free_cores, jobs))
     counts = {r: results.count(r) for r in ("done", "skipped", "failed")}
     say(f"sweep finished in {format_seconds(time.perf_counter() - start)}: "
         + ", ".join(f"{n} {r}" for r, n in counts.items()))
     if counts["failed"]:
-        failed = [p.name for p, r in zip(todo, results) if r == "failed"]
-        say(f"failed points (rerun the same command to retry them): {', '.join(failed)}")
+        failed = [job.name for job, r in zip(jobs, results) if r == "failed"]
+        say(f"failed (rerun the same command to retry them): {', '.join(failed)}")
     return 1 if counts["failed"] else 0
-
-
-# ------------------------------------------------------------------- cli ----
-
-def default_parallel() -> int:
-    """One job per core."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def parse_args(argv: list[str]) -> tuple[argparse.Namespace, Sweep]:
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, extra = argv[:cut], argv[cut + 1:]
-    else:
-        extra = []
-    parser = argparse.ArgumentParser(prog="python -m aejax.sweep", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("run", "plan", "point"))
-    parser.add_argument("args", nargs="+", help="[INDEX] CONFIG RUNS_DIR key=v1,v2 ...")
-    parser.add_argument("--parallel", type=int, default=default_parallel(),
-                        help="points at once (default: one per core)")
-    parser.add_argument("--python", default=sys.executable, help="interpreter for the points")
-    args = parser.parse_intermixed_args(argv)
-    positional = list(args.args)
-    if args.command == "point":
-        if not positional or not positional[0].isdigit():
-            parser.error("point needs INDEX first")
-        args.index = int(positional.pop(0))
-    if len(positional) < 2:
-        parser.error("need CONFIG and RUNS_DIR")
-    config, runs_dir, *specs = positional
-    if not os.path.exists(config.split(":")[0]):
-        parser.error(f"no config file {config.split(':')[0]}")
-    if args.parallel < 1:
-        parser.error("--parallel must be ≥ 1")
-    try:
-        grid = parse_grid(specs)
-    except ValueError as error:
-        parser.error(str(error))
-    sweep = Sweep(config, runs_dir.rstrip("/"), grid,
-                  tuple(f for f in extra if f.startswith("--config.")),
-                  tuple(f for f in extra if not f.startswith("--config.")), args.python)
-    return args, sweep
-
-
-def main(argv: list[str]) -> int:
-    args, sweep = parse_args(argv)
-    if args.command == "plan":
-        for point in points(sweep):
-            print(f"{point.index}\t{status(point)}\t{point.workdir}")
-        return 0
-    if args.command == "point":
-        todo = points(sweep)
-        if not 0 <= args.index < len(todo):
-            print(f"error: point index {args.index} is not in 0..{len(todo) - 1}", file=sys.stderr)
-            return 2
-        return 1 if run_point(todo[args.index]) == "failed" else 0
-    return run(sweep, args.parallel)
-

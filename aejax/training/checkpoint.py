@@ -192,10 +192,12 @@ class Checkpointer:
         """The one-line error for a failed background save (the unfinished folder removed)."""
         step, needed = self._saving or (-1, 0)
         text = " ".join(str(e) for e in (error, error.__cause__, error.__context__) if e is not None)
+        try:  # let the save's other writer threads end first, or they recreate what is removed below
+            self._manager.wait_until_finished()
+        except Exception:  # noqa: BLE001 — the same failure, already in hand
+            pass
         if not self._read_only and parallel.is_main_process():
-            for name in os.listdir(self.directory):
-                if UNFINISHED_CHECKPOINT in name:
-                    shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
+            self._remove_unfinished()
         self._manager.reload()
         if any(marker in text for marker in _NO_SPACE):
             return DiskFullError(self._no_space(step, needed))
@@ -203,6 +205,23 @@ class Checkpointer:
             return WorkdirError(f"saving the checkpoint at step {step} in {self.directory} failed: "
                                 f"{_first_line(error)}")
         return error
+
+    def _remove_unfinished(self, settle: float = 0.3, patience: float = 3.0) -> None:
+        """Remove the temporary folder of a failed save, until none reappears for `settle` seconds.
+
+        An orbax writer thread that outlives the failure can still create its folder
+        after the first removal (seen in about one failed save in eight).
+        """
+        deadline, quiet_since = time.monotonic() + patience, time.monotonic()
+        while time.monotonic() < deadline:
+            names = [n for n in os.listdir(self.directory) if UNFINISHED_CHECKPOINT in n]
+            for name in names:
+                shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
+            if names:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= settle:
+                return
+            time.sleep(0.05)
 
     def check_for_errors(self) -> None:
         """Raise now (one line) if a background save has failed, rather than at the next save."""

@@ -25,27 +25,21 @@ OPTIONS = {
 }
 
 
-def _jit_chunk(chunk, mesh, data_shardings, **kwargs):
+def _jit_chunk(chunk, mesh, data_shardings, donate: bool = True, **kwargs):
+    donate_argnums = 0 if donate else ()
     if mesh is None:
-        return jax.jit(chunk, donate_argnums=0, **kwargs)
+        return jax.jit(chunk, donate_argnums=donate_argnums, **kwargs)
     replicated = parallel.replicated(mesh)
-    return jax.jit(chunk, donate_argnums=0, in_shardings=(replicated, *data_shardings),
+    return jax.jit(chunk, donate_argnums=donate_argnums, in_shardings=(replicated, *data_shardings),
                    out_shardings=(replicated, replicated), **kwargs)
 
 
-def make_train_chunk(train_step, config, num_examples: int, mesh=None):
-    """Jitted (state, images, labels, num_steps) → (state, per-step metrics).
+def chunk_parts(train_step, config, num_examples: int, mesh=None):
+    """(chunk_indices, one_step) of a run: the batch indices of a chunk's steps, and one step on its batch.
 
-    The batches of `num_steps` consecutive steps are gathered on the device
-    (from the whole split, replicated on every device of `mesh`) and the
-    steps run as one `lax.scan`: one dispatch per chunk.
-
-    With `config.scan_steps = False` the chunk's batch indices are computed in one
-    call and each step is its own jitted call instead: XLA:CPU runs convolutions
-    inside a loop body ~10x slower than outside one (jax-ml/jax#12868; measured
-    here for the 64x64 conv VAE: 3.5 s vs 0.4 s of CPU per step), which the Python
-    loop avoids. Batches and keys are the same either way (they depend on the
-    global step only); numbers may differ from the scan's in the last bits.
+    chunk_indices(state, num_steps) → indices [num_steps, batch]; one_step(state,
+    images, labels, indices [batch]) → (state, metrics), gathering the batch from
+    the whole split on the device. A population vmaps both over its members.
     """
     batch_size = config.batch_size
     batch_step = make_batch_step(train_step, config, mesh)
@@ -63,18 +57,31 @@ def make_train_chunk(train_step, config, num_examples: int, mesh=None):
         batch_images = flat[batch_indices].reshape(-1, *images.shape[1:])
         return batch_step(state, batch_images, labels[batch_indices])
 
-    def train_chunk(state: TrainState, images, labels, num_steps: int):
+    return chunk_indices, one_step
+
+
+def compile_chunk(chunk_indices, one_step, scan_steps: bool, mesh=None, donate: bool = True):
+    """(state, images, labels, num_steps) → (state, per-step metrics) from a run's (or population's) parts.
+
+    `scan_steps`: the steps run as one `lax.scan` in one jitted call. Otherwise the
+    chunk's batch indices are computed in one call and each step is its own jitted
+    call: XLA:CPU runs convolutions inside a loop body ~10x slower than outside one
+    (jax-ml/jax#12868; measured here for the 64x64 conv VAE: 3.5 s vs 0.4 s of CPU
+    per step), which the Python loop avoids. Batches and keys are the same either
+    way (they depend on the global step only); numbers may differ in the last bits.
+    """
+    def train_chunk(state, images, labels, num_steps: int):
         return jax.lax.scan(lambda s, idx: one_step(s, images, labels, idx), state,
                             chunk_indices(state, num_steps))
 
-    if config.get("scan_steps", True):
+    if scan_steps:
         replicated = None if mesh is None else parallel.replicated(mesh)
-        return _jit_chunk(train_chunk, mesh, (replicated, replicated), static_argnums=3)
+        return _jit_chunk(train_chunk, mesh, (replicated, replicated), donate, static_argnums=3)
 
     jit_indices = jax.jit(chunk_indices, static_argnums=1)
-    jit_step = jax.jit(one_step, donate_argnums=0)
+    jit_step = jax.jit(one_step, donate_argnums=0 if donate else ())
 
-    def looped_chunk(state: TrainState, images, labels, num_steps: int):
+    def looped_chunk(state, images, labels, num_steps: int):
         indices, metrics = jit_indices(state, num_steps), []
         for step_indices in indices:
             state, step_metrics = jit_step(state, images, labels, step_indices)
@@ -82,6 +89,18 @@ def make_train_chunk(train_step, config, num_examples: int, mesh=None):
         return state, jax.tree_util.tree_map(lambda *values: jnp.stack(values), *metrics)
 
     return looped_chunk
+
+
+def make_train_chunk(train_step, config, num_examples: int, mesh=None):
+    """Jitted (state, images, labels, num_steps) → (state, per-step metrics).
+
+    The batches of `num_steps` consecutive steps are gathered on the device
+    (from the whole split, replicated on every device of `mesh`) and the
+    steps run as one `lax.scan` (or, with `config.scan_steps = False`, as one
+    jitted call each; see `compile_chunk`).
+    """
+    chunk_indices, one_step = chunk_parts(train_step, config, num_examples, mesh)
+    return compile_chunk(chunk_indices, one_step, config.get("scan_steps", True), mesh)
 
 
 def make_batches_chunk(train_step, config, mesh=None):

@@ -55,22 +55,29 @@ def save_figures(workdir, step, trained: TrainedModel, test_images, key, writer)
     writer.write_images(step, {f"figures/{k}": v for k, v in figures.items()})
 
 
-def _scalars(metrics: dict[str, np.ndarray], prefix: str) -> dict[str, float]:
+def scalar_metrics(metrics: dict[str, np.ndarray], prefix: str) -> dict[str, float]:
+    """What metrics.jsonl records: the mean of each scalar (train: per-step) metric, named prefix/name."""
     return {f"{prefix}/{k}": float(np.mean(v)) for k, v in metrics.items() if np.ndim(v) <= 1 and
             (prefix == "train" or np.ndim(v) == 0)}
 
 
-def _check_finite(metrics: dict[str, np.ndarray], first_step: int, checkpointer) -> None:
+def first_non_finite(metrics: dict[str, np.ndarray], first_step: int) -> str | None:
+    """'train/<name> is nan at step N' for the first step of a chunk with a non-finite metric, else None."""
     for name, values in metrics.items():
         values = np.asarray(values)
         bad = ~np.isfinite(values.reshape(values.shape[0], -1)).all(axis=1)
         if bad.any():
-            step = first_step + int(np.argmax(bad)) + 1
-            checkpointer.wait()
-            raise NonFiniteLossError(
-                f"train/{name} is {values[np.argmax(bad)]} at step {step}; training stopped and the "
-                f"last good checkpoint (step {checkpointer.latest_step()}) is intact. "
-                "Lower config.learning_rate or set config.grad_clip_norm.")
+            return f"train/{name} is {values[np.argmax(bad)]} at step {first_step + int(np.argmax(bad)) + 1}"
+    return None
+
+
+def _check_finite(metrics: dict[str, np.ndarray], first_step: int, checkpointer) -> None:
+    problem = first_non_finite(metrics, first_step)
+    if problem:
+        checkpointer.wait()
+        raise NonFiniteLossError(
+            f"{problem}; training stopped and the last good checkpoint (step {checkpointer.latest_step()}) "
+            "is intact. Lower config.learning_rate or set config.grad_clip_norm.")
 
 
 def _check_batch_divides(config, mesh) -> None:
@@ -85,14 +92,19 @@ def _compile_ahead(evaluate, trained, state, test_data, eval_device) -> list:
 
     XLA compiles without holding Python's lock, so on a machine with a core to
     spare the first evaluation no longer waits for its compile.
+    The thread sees only shapes: on one device `local` is the state's own buffers,
+    which the first chunk donates (deletes) while the thread may still be lowering.
     """
     local = parallel.local_copy(state, eval_device)
+    shapes = jax.tree_util.tree_map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding) if isinstance(x, jax.Array) else x,
+        local)
     ahead = ThreadPoolExecutor(1, thread_name_prefix="aejax-compile-ahead")
-    compiling = [ahead.submit(evaluate.compile, local.params, test_data, local.rng, local.step)]
+    compiling = [ahead.submit(evaluate.compile, shapes.params, test_data, shapes.rng, shapes.step)]
     if trained is not None:
-        trained.params = local.params  # the figures draw from a copy on the eval device, as here
-        key = jax.random.fold_in(local.rng, EVAL_STREAM)
-        compiling.append(ahead.submit(trained.compile_figures, trained.config.num_figure_images, key))
+        key = jax.random.fold_in(local.rng, EVAL_STREAM)  # a new array: the chunk does not donate it
+        compiling.append(ahead.submit(trained.compile_figures, trained.config.num_figure_images, key,
+                                      shapes.params))
     ahead.shutdown(wait=False)
     return compiling
 
@@ -102,6 +114,35 @@ class _NoWriter:
 
     def __getattr__(self, name):
         return lambda *args, **kwargs: None
+
+
+def restore_or_start(workdir: str, config: ml_collections.ConfigDict, checkpointer: checkpoint.Checkpointer,
+                     state, allowed: frozenset[str]) -> tuple[int, Any]:
+    """A run's starting (step, state): its newest checkpoint that verifies, else `state` at step 0.
+
+    The checkpoint's config is checked against `config` (changes in keys not
+    resumable and not `allowed` are refused in one line); accepted changes are
+    recorded in the workdir's config history, and config.json is written only then.
+    """
+    changes: resume.Changes = {}
+
+    def accept(step: int, meta: dict) -> None:
+        changes.clear()
+        changes.update(resume.check_resume(meta["config"], config.to_dict(), step, allowed, workdir))
+
+    restored = checkpointer.restore_newest_good(state, config.to_dict(), accept)
+    step = 0
+    if restored is not None:
+        step, state = restored
+        logging.info("%s: resumed from the checkpoint at step %d (verified)", workdir, step)
+    if parallel.is_main_process():  # the run is accepted: record what it changed, and the config it runs
+        if changes:
+            workdir_lib.append_history(workdir, resume.history_record(step, changes, allowed))
+            say = logging.warning if set(changes) & allowed else logging.info  # loud if numbers change
+            say("resuming at step %d with config changes (recorded in %s): %s", step, workdir_lib.HISTORY_FILE,
+                "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changes.items()))
+        workdir_lib.atomic_write(os.path.join(workdir, "config.json"), json.dumps(config.to_dict(), indent=2))
+    return step, state
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
@@ -154,25 +195,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, allowed: frozenset[s
     check_memory(config, jax.eval_shape(init), placement.device_memory_bytes(eval_device), str(eval_device))
     state = jax.device_put(init(), parallel.replicated(mesh))
     checkpointer = checkpoint.Checkpointer(workdir, max_to_keep=config.keep_checkpoints)
-    changes: resume.Changes = {}
-
-    def accept(step: int, meta: dict) -> None:
-        changes.clear()
-        changes.update(resume.check_resume(meta["config"], config.to_dict(), step, allowed, workdir))
-
-    restored = checkpointer.restore_newest_good(state, config.to_dict(), accept)
-    step = 0
-    if restored is not None:
-        step, state = restored
-        logging.info("resumed from the checkpoint at step %d (verified)", step)
-    if main_process:  # the run is accepted: record what it changed, and the config it runs
-        if changes:
-            workdir_lib.append_history(workdir, resume.history_record(step, changes, allowed))
-            say = logging.warning if set(changes) & allowed else logging.info  # loud if numbers change
-            say("resuming at step %d with config changes (recorded in %s): %s", step, workdir_lib.HISTORY_FILE,
-                "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changes.items()))
-        workdir_lib.atomic_write(os.path.join(workdir, "config.json"),
-                                 json.dumps(config.to_dict(), indent=2))
+    step, state = restore_or_start(workdir, config, checkpointer, state, allowed)
     writer = writers.MetricWriter(workdir) if main_process else _NoWriter()
     writer.truncate_after(step)
     num_params = sum(x.size for x in jax.tree_util.tree_leaves(state.params))
@@ -221,7 +244,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, allowed: frozenset[s
                 rates = {} if not timed_steps else {
                     "train/steps_per_sec": timed_steps / train_seconds,
                     "train/examples_per_sec": timed_steps * config.batch_size / train_seconds}
-                writer.write(step, {**_scalars(merged, "train"), **rates})
+                writer.write(step, {**scalar_metrics(merged, "train"), **rates})
                 train_metrics = []
             if step % config.eval_every_steps == 0 or done:
                 for future in compiling:  # compiled ahead: ready, or what went wrong is raised here

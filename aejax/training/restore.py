@@ -88,16 +88,17 @@ class TrainedModel:
                              "sample() is for the generative (VAE-family) variants")
         return self._sample(self.params, key, int(n))
 
-    def compile_figures(self, num_images: int, key: jax.Array) -> None:
+    def compile_figures(self, num_images: int, key: jax.Array, params=None) -> None:
         """Compiles reconstruct (of float [0, 1] images) and sample for `num_images`, without running them.
 
         The training loop calls it from a background thread, so its figures are
-        ready when first drawn.
+        ready when first drawn; `params` (default: this model's) may be shapes.
         """
+        params = self.params if params is None else params
         images = jax.ShapeDtypeStruct((num_images, *self.image_shape), jnp.float32)
-        self._reconstruct.lower(self.params, images).compile()
+        self._reconstruct.lower(params, images).compile()
         if self.variant.generative:
-            self._sample.lower(self.params, key, num_images).compile()
+            self._sample.lower(params, key, num_images).compile()
 
 
 def _abstract_of(meta: dict):

@@ -71,57 +71,29 @@ def permutation_key(rng):
     return jax.random.fold_in(rng, PERMUTATION_STREAM)
 
 
-class Evaluate:
-    """(params, split, rng, step) → metrics averaged over every example of `split` (see `make_evaluate`).
+def eval_pass(eval_loss_fn, binarize: str):
+    """(params, images [n, b, ...], labels [n, b], key, step) → metrics of each of the n batches.
 
-    `compile(params, split, rng, step)` compiles the programs a call with such
-    arguments runs, without running them: called from a background thread at the
-    start of training, evaluation is ready when it is first needed.
+    The compiled core of the evaluation: one scan over batches. The noise of batch i
+    (dynamic binarisation, z samples) uses fold_in(key, i), which depends only on
+    the batch index, so evals at different steps compare.
     """
 
-    def __init__(self, eval_loss_fn, config):
-        binarize, batch_size = config.binarize, config.eval_batch_size
+    def evaluate_batches(params, images, labels, key, step):
+        def body(_, inputs):
+            batch_images, batch_labels, index = inputs
+            data_key, loss_key = jax.random.split(jax.random.fold_in(key, index))
+            batch = {"image": batches.preprocess(batch_images, data_key, binarize), "label": batch_labels}
+            return None, eval_loss_fn(params, batch, loss_key, step)[1]
+        return jax.lax.scan(body, None, (images, labels, jnp.arange(images.shape[0])))[1]
 
-        @jax.jit
-        def evaluate_batches(params, images, labels, key, step):
-            def body(_, inputs):
-                batch_images, batch_labels, index = inputs
-                data_key, loss_key = jax.random.split(jax.random.fold_in(key, index))
-                batch = {"image": batches.preprocess(batch_images, data_key, binarize),
-                         "label": batch_labels}
-                return None, eval_loss_fn(params, batch, loss_key, step)[1]
-            return jax.lax.scan(body, None, (images, labels, jnp.arange(images.shape[0])))[1]
-
-        self._evaluate_batches, self._batch_size, self._layout = evaluate_batches, batch_size, None
-
-    def _parts(self, split: Split, rng) -> list[tuple]:
-        """[(images [batches, batch, ...], labels, key)]: the full batches, then the remainder if any.
-
-        The layout is cut on the host once per split (no compiled slicing); the keys per call.
-        """
-        if self._layout is None or self._layout[0] is not split:
-            self._layout = (split, _batch_layout(split, min(self._batch_size, split.num_examples)))
-        key = jax.random.fold_in(rng, EVAL_STREAM)
-        return [(images, labels, key if first == 0 else jax.random.fold_in(key, first))
-                for images, labels, first in self._layout[1]]
-
-    def __call__(self, params, split: Split, rng, step) -> dict[str, np.ndarray]:
-        totals, count = None, 0
-        for images, labels, part_key in self._parts(split, rng):
-            metrics = jax.device_get(self._evaluate_batches(params, images, labels, part_key, step))
-            weight = images.shape[1]
-            summed = {k: np.sum(v, axis=0) * weight for k, v in metrics.items()}
-            totals = summed if totals is None else {k: totals[k] + summed[k] for k in totals}
-            count += weight * images.shape[0]
-        return {k: v / count for k, v in totals.items()}
-
-    def compile(self, params, split: Split, rng, step) -> None:
-        for images, labels, part_key in self._parts(split, rng):
-            self._evaluate_batches.lower(params, images, labels, part_key, step).compile()
+    return evaluate_batches
 
 
-def _batch_layout(split: Split, size: int) -> list[tuple]:
-    """(images, labels, index of the first batch) of the full batches and of the remainder, where `split` lives."""
+def eval_parts(split: Split, batch_size: int) -> list[tuple]:
+    """[(images [batches, batch, ...], labels, index of the first batch)]: the full batches, then the remainder
+    if any, cut on the host (no compiled slicing) and put where `split` lives."""
+    size = min(batch_size, split.num_examples)
     images, labels = np.asarray(split.images), np.asarray(split.labels)
     sharding = getattr(split.images, "sharding", None)
     place = (lambda x: jax.device_put(x, sharding)) if sharding is not None else (lambda x: x)
@@ -132,6 +104,53 @@ def _batch_layout(split: Split, size: int) -> list[tuple]:
     if full < len(images):
         parts.append((place(images[None, full:]), place(labels[None, full:]), num_full))
     return parts
+
+
+def eval_key(rng, first: int):
+    """The key of the eval part whose first batch is `first`: from the run's key, never one a step uses."""
+    key = jax.random.fold_in(rng, EVAL_STREAM)
+    return key if first == 0 else jax.random.fold_in(key, first)
+
+
+def mean_over_parts(results: list[dict], parts: list[tuple], batch_axis: int = 0) -> dict[str, np.ndarray]:
+    """Per-example means from the per-batch metrics of each part (batches along `batch_axis`)."""
+    totals, count = None, 0
+    for metrics, (images, _, _) in zip(results, parts):
+        weight = images.shape[1]
+        summed = {k: np.sum(v, axis=batch_axis) * weight for k, v in metrics.items()}
+        totals = summed if totals is None else {k: totals[k] + summed[k] for k in totals}
+        count += weight * images.shape[0]
+    return {k: v / count for k, v in totals.items()}
+
+
+class Evaluate:
+    """(params, split, rng, step) → metrics averaged over every example of `split` (see `make_evaluate`).
+
+    `compile(params, split, rng, step)` compiles the programs a call with such
+    arguments runs, without running them: called from a background thread at the
+    start of training, evaluation is ready when it is first needed.
+    """
+
+    def __init__(self, eval_loss_fn, config):
+        self._evaluate_batches = jax.jit(eval_pass(eval_loss_fn, config.binarize))
+        self._batch_size, self._layout = config.eval_batch_size, None
+
+    def _parts(self, split: Split) -> list[tuple]:
+        if self._layout is None or self._layout[0] is not split:  # cut once per split
+            self._layout = (split, eval_parts(split, self._batch_size))
+        return self._layout[1]
+
+    def __call__(self, params, split: Split, rng, step) -> dict[str, np.ndarray]:
+        parts = self._parts(split)
+        results = [jax.device_get(self._evaluate_batches(params, images, labels, eval_key(rng, first), step))
+                   for images, labels, first in parts]
+        return mean_over_parts(results, parts)
+
+    def compile(self, params, split: Split, rng, step) -> None:
+        """Compiles without running; `params`, `rng` and `step` may be shapes (jax.ShapeDtypeStruct)."""
+        key = jax.ShapeDtypeStruct(rng.shape, rng.dtype, sharding=getattr(rng, "sharding", None))  # eval_key's
+        for images, labels, _ in self._parts(split):
+            self._evaluate_batches.lower(params, images, labels, key, step).compile()
 
 
 def make_evaluate(eval_loss_fn, config) -> Evaluate:

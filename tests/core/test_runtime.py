@@ -67,6 +67,19 @@ def test_the_compilation_cache_lives_in_the_aejax_cache_per_host_cpu(monkeypatch
         assert runtime.compilation_cache_dir() is None
 
 
+def test_a_cache_directory_that_cannot_be_written_turns_the_cache_off_with_a_warning(tmp_path):
+    """A read-only (or another user's) home must not stop a run: it runs without the cache and says so."""
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    script = ("import logging, aejax, jax\n"
+              "assert not jax.config.jax_compilation_cache_dir, jax.config.jax_compilation_cache_dir\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env=dict(os.environ, **{runtime.CACHE_ENV: str(blocked / "cache")}))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"no compilation cache: cannot write {blocked / 'cache'}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 _COMPILE = textwrap.dedent("""
     import json, sys
     if sys.argv[1] == "aejax":

@@ -24,7 +24,7 @@ TINY_SIZES = dict(
     beta_vae_score=dict(batch_size=8, num_train=50, num_eval=30),
     factor_vae_score=dict(batch_size=16, num_train=60, num_eval=40, num_variance_estimate=500),
     mutual_info_gap=dict(num_samples=1_000),
-    dci_disentanglement=dict(num_train=500, num_test=200),
+    dci_disentanglement=dict(num_train=500, num_test=200, n_estimators=10),
 )
 
 

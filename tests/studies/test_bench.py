@@ -49,3 +49,16 @@ def test_bench_startup_section_times_whole_processes_side_by_side():
     assert warm > 0 and cold > 0, out  # figures only: whether the cache is used is tested in tests/core
     assert "warm run's breakdown: time: start-up" in out and "loaded from the compilation cache" in out
     assert "backend cpu" in out and "torch" not in out
+
+
+@pytest.mark.slow
+def test_population_conv_and_dtype_sections_print_their_figures_side_by_side():
+    result = subprocess.run(
+        [sys.executable, "-m", "aejax.bench", "--dataset=digits", "--epochs=1", "--steps=3", "--repeats=1",
+         "--sections=conv,dtype,population", "--members=1,3", "--sweep_epochs=0"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, JAX_PLATFORMS="cpu", JAX_DISABLE_MOST_OPTIMIZATIONS="1"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    for expected in ("one run (the trainer's chunk)", "population of 1 side by side", "population of 3 vmapped", "of the bound",
+                     "Conv VAE", "per-step calls", "bf16 / float32", "dSprites MLP"):
+        assert expected in result.stdout, result.stdout

@@ -9,13 +9,13 @@ import time
 import numpy as np
 import pytest
 
-from aejax.studies import sweep, sweep_summary
+from aejax.studies import sweep, sweep_cli, sweep_summary
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def make_sweep(runs_dir, specs=("beta=0.5,2", "seed=0,1"), extra=()):
-    return sweep.parse_args(["run", "experiments/beta_vae.py:smoke", str(runs_dir), *specs, "--", *extra])[1]
+    return sweep_cli.parse_args(["run", "experiments/beta_vae.py:smoke", str(runs_dir), *specs, "--", *extra])[1]
 
 
 def test_grid_is_the_cartesian_product_with_readable_names(tmp_path):
@@ -42,7 +42,7 @@ def test_bad_axes_are_refused(tmp_path, specs):
 def fake_finished_point(point, step=10, commands=None):
     os.makedirs(os.path.join(point.workdir, "checkpoints", str(step)))
     json.dump({"num_train_steps": step}, open(os.path.join(point.workdir, "config.json"), "w"))
-    json.dump({"overrides": point.overrides, "commands": commands or sweep._commands_of(point)},
+    json.dump({"overrides": point.overrides, "commands": commands or sweep.commands_of(point)},
               open(os.path.join(point.workdir, sweep.POINT_FILE), "w"))
     time.sleep(0.02)
     json.dump({"step": step, "metrics": {}}, open(os.path.join(point.workdir, "eval.json"), "w"))
@@ -127,3 +127,11 @@ def test_summary_means_and_stds_over_seeds(tmp_path):
         assert os.path.getsize(out[key]) > 1000
     assert out["table"] in open(out["markdown"]).read()
     assert out["metrics_plot"].endswith("metrics_vs_beta.png")
+
+
+def test_populations_are_cut_to_fill_the_cores_the_same_way_every_time():
+    from aejax.studies.population_sweep import split_for_cores
+    assert split_for_cores([[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]], 2) == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
+    assert split_for_cores([[0, 1, 2], [3, 4]], 2) == [[0, 1, 2], [3, 4]]
+    assert split_for_cores([[0, 1, 2]], 4) == [[0], [1], [2]]
+    assert split_for_cores([[0, 1, 2, 3, 4]], 1) == [[0, 1, 2, 3, 4]]

@@ -94,9 +94,9 @@ def test_keys_that_only_observe_the_run_change_freely_and_the_result_is_exact(sm
 def test_a_cosine_schedule_depends_on_the_length(smoke, tmp_path):
     # The schedule's own values: the lr at step 10 of a 20-step cosine run differs from a 40-step one's.
     config = smoke(lr_schedule="cosine", learning_rate=1e-3)
-    lr20, lr40 = (optim.SCHEDULES["cosine"](config, n)(10) for n in (20, 40))
+    lr20, lr40 = (optim.SCHEDULES["cosine"](config, config.learning_rate, n)(10) for n in (20, 40))
     assert abs(float(lr20) - float(lr40)) > 1e-4
-    assert optim.SCHEDULES["constant"](config, 20) == optim.SCHEDULES["constant"](config, 40)
+    assert optim.SCHEDULES["constant"](config, 1e-3, 20) == optim.SCHEDULES["constant"](config, 1e-3, 40)
     assert "cosine" in optim.LENGTH_DEPENDENT_SCHEDULES and "constant" not in optim.LENGTH_DEPENDENT_SCHEDULES
     workdir = str(tmp_path / "cosine")
     train_and_evaluate(smoke(num_train_steps=20, lr_schedule="cosine"), workdir)

@@ -55,6 +55,21 @@ def test_every_program_of_a_run_compiles_once(tmp_path):
     assert counts["jit(train_chunk)"] == 1 and counts["jit(sample)"] == 1
 
 
+def test_a_slow_compile_ahead_survives_the_first_chunk_donating_the_state(tmp_path, monkeypatch):
+    """The compile thread must not hold the state's buffers: the first chunk donates them (a loaded machine's race)."""
+    from aejax.training import step as step_lib
+    compile_evaluation = step_lib.Evaluate.compile
+
+    def late(self, *args):
+        time.sleep(3)  # the first chunk has run (and donated the state) by now
+        return compile_evaluation(self, *args)
+
+    monkeypatch.setattr(step_lib.Evaluate, "compile", late)
+    config = beta_vae.get_config("smoke")
+    train_and_evaluate(config, str(tmp_path))
+    assert os.path.isdir(os.path.join(tmp_path, "checkpoints", str(config.num_train_steps)))
+
+
 def test_the_first_progress_line_has_no_speed_until_one_is_measured(caplog):
     progress = Progress(20, 0, 32, log_every_seconds=0)
     with caplog.at_level(logging.INFO, logger="absl"):  # whatever verbosity an earlier test left

@@ -110,11 +110,12 @@ def test_a_workdir_without_write_permission_is_refused_in_one_line(tmp_path):
     command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *main_command(str(directory))]
     if os.getuid() != 0 or shutil.which("setpriv") is None:
         pytest.skip("needs root and setpriv to run the command as another user")
-    probe = subprocess.run(command[:4] + [sys.executable, "-c", "import aejax"], cwd=REPO, env=ENV,
+    env = dict(ENV, HOME=str(tmp_path), AEJAX_COMPILATION_CACHE="off")  # nobody may not write root's cache
+    probe = subprocess.run(command[:4] + [sys.executable, "-c", "import aejax"], cwd=REPO, env=env,
                            capture_output=True, text=True)
     if probe.returncode != 0:
         pytest.skip(f"user nobody cannot run this checkout: {probe.stderr.strip().splitlines()[-1]}")
-    result = subprocess.run(command, cwd=REPO, env=dict(ENV, HOME=str(tmp_path)), capture_output=True, text=True)
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
     assert result.returncode == 2
     assert one_error_line(result) == (f"error: the workdir {directory} is not writable (Permission denied); "
                                       "choose a directory on a writable filesystem that you may write to")

@@ -8,13 +8,14 @@ import statistics
 import time
 from typing import Any, Callable
 
-SECTIONS = ("vae", "loop", "torch", "matmul", "profile", "models", "batch", "startup")
+SECTIONS = ("vae", "loop", "torch", "matmul", "profile", "models", "batch", "startup", "conv", "dtype", "population")
+DEFAULT_SECTIONS = SECTIONS[:8]  # conv, dtype and population take minutes each: ask for them by name
 
 
 @dataclasses.dataclass(frozen=True)
 class BenchOptions:
     """What to run and how much of it (the flags of `python -m aejax.bench`)."""
-    sections: tuple[str, ...] = SECTIONS
+    sections: tuple[str, ...] = DEFAULT_SECTIONS
     epochs: int = 3
     models: tuple[str, ...] = ("contractive:jacobian_method=jacfwd", "contractive:jacobian_method=jacrev",
                                "contractive:jacobian_method=closed_form", "aae")
@@ -26,6 +27,8 @@ class BenchOptions:
     torch_threads: int = 0
     dataset: str = "fashion_mnist"
     clock: str = "wall"
+    members: tuple[int, ...] = (1, 4, 16)
+    sweep_epochs: int = 5
     startup_config: str = "experiments/beta_vae.py:smoke"
 
     def now(self) -> float:
@@ -65,13 +68,12 @@ def make_setup(config, train_split, optimizer=None) -> Setup:
     return Setup(config, variant, model, optimizer, train_step, init)
 
 
-def base_config(options: BenchOptions, model: str = "vae", **overrides):
-    """experiments/<model>.py if it exists (else experiments/base.py with `model`), plus overrides."""
+def base_config(options: BenchOptions, name: str = "vae", **overrides):
+    """experiments/<name>.py if it exists, else experiments/base.py with model `name`; plus overrides."""
     from experiments import base
-    name = f"experiments.{model}"
-    module = importlib.import_module(name) if importlib.util.find_spec(name) else None
-    config = module.get_config() if module else base.get_config(model=model)
-    config.model = model
+    module_name = f"experiments.{name}"
+    module = importlib.import_module(module_name) if importlib.util.find_spec(module_name) else None
+    config = module.get_config() if module else base.get_config(model=name)
     config.dataset = options.dataset
     config.dtype = {"bf16": "bfloat16"}.get(options.dtype, options.dtype)
     for key, value in overrides.items():
@@ -84,6 +86,16 @@ def base_config(options: BenchOptions, model: str = "vae", **overrides):
             value = type(old)(value)
         config[key] = value
     return config
+
+
+def median_rate(result) -> float | None:
+    """A section's examples/s: the median over epochs after the first (compile), or its one figure."""
+    rates = (result or {}).get("examples_per_sec")
+    if rates is None:
+        return None
+    if isinstance(rates, list):
+        return statistics.median(rates[1:] or rates)
+    return rates
 
 
 def block(tree):

@@ -2,19 +2,9 @@
 from __future__ import annotations
 
 import resource
-import statistics
 
-from aejax.studies.bench import startup
-from aejax.studies.bench.harness import BenchOptions
-
-
-def _rate(result) -> float | None:
-    rates = (result or {}).get("examples_per_sec")
-    if rates is None:
-        return None
-    if isinstance(rates, list):
-        return statistics.median(rates[1:] or rates)
-    return rates
+from aejax.studies.bench import conv, dtype, population, startup
+from aejax.studies.bench.harness import BenchOptions, median_rate
 
 
 def _fmt(value, spec=",.0f") -> str:
@@ -32,7 +22,7 @@ def report(results: dict, header: str, options: BenchOptions) -> str:
         torch_ok = torch_ and "skipped" not in torch_
         row = lambda name, a, b, c, spec=",.0f": lines.append(  # noqa: E731
             f"  {name:34s}{_fmt(a, spec):>14s}{_fmt(b, spec):>14s}{_fmt(c, spec):>14s}")
-        row("examples/s", _rate(vae), _rate(loop), _rate(torch_) if torch_ok else None)
+        row("examples/s", median_rate(vae), median_rate(loop), median_rate(torch_) if torch_ok else None)
         row("start → first step (s)", (vae or {}).get("first_step_seconds"), None,
             torch_.get("first_step_seconds") if torch_ok else None, ".1f")
         row("test −ELBO (nats)", (vae or {}).get("test_negative_elbo"), None,
@@ -49,13 +39,13 @@ def report(results: dict, header: str, options: BenchOptions) -> str:
                          f"{matmul['flops_per_step'] / matmul['seconds_per_step'] / 1e9:.1f} GFLOP/s → "
                          f"{matmul['examples_per_sec']:,.0f} examples/s")
         lines.append("  ratios:")
-        if _rate(vae) and torch_ok:
-            lines.append(f"    aejax / torch examples/s     {_rate(vae) / _rate(torch_):6.2f}×   (target ≥ 1.5×)")
-        if _rate(vae) and matmul:
-            lines.append(f"    fraction of matmul bound     {_rate(vae) / matmul['examples_per_sec']:6.1%}   "
+        if median_rate(vae) and torch_ok:
+            lines.append(f"    aejax / torch examples/s     {median_rate(vae) / median_rate(torch_):6.2f}×   (target ≥ 1.5×)")
+        if median_rate(vae) and matmul:
+            lines.append(f"    fraction of matmul bound     {median_rate(vae) / matmul['examples_per_sec']:6.1%}   "
                          "(target ≥ 80%)")
-        if _rate(vae) and _rate(loop):
-            lines.append(f"    scan / per-step loop         {_rate(vae) / _rate(loop):6.2f}×")
+        if median_rate(vae) and median_rate(loop):
+            lines.append(f"    scan / per-step loop         {median_rate(vae) / median_rate(loop):6.2f}×")
         if vae and torch_ok:
             lines.append(f"    test −ELBO aejax − torch     {vae['test_negative_elbo'] - torch_['test_negative_elbo']:+6.2f} "
                          "nats   (same within noise: a few nats after a few epochs)")
@@ -92,6 +82,9 @@ def report(results: dict, header: str, options: BenchOptions) -> str:
         lines.append("")
     if results.get("startup"):
         lines += startup.report(results["startup"])
+    for name, module in (("conv", conv), ("dtype", dtype), ("population", population)):
+        if results.get(name):
+            lines += module.report_lines(results[name], options)
     return "\n".join(lines)
 
 

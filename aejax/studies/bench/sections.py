@@ -163,9 +163,25 @@ def section_startup(ctx, options: BenchOptions) -> dict:
     return startup.run(options.startup_config, options.repeats, repo)
 
 
+def section_population(ctx, options: BenchOptions) -> dict:
+    from aejax.studies.bench import population
+    return population.section_population(ctx, options)
+
+
+def section_conv(ctx, options: BenchOptions) -> dict:
+    from aejax.studies.bench import conv
+    return conv.section_conv(ctx, options)
+
+
+def section_dtype(ctx, options: BenchOptions) -> dict:
+    from aejax.studies.bench import dtype
+    return dtype.section_dtype(ctx, options, section_vae)
+
+
 SECTION_FNS = {"vae": section_vae, "loop": section_loop, "torch": section_torch,
                "matmul": section_matmul, "profile": section_profile, "models": section_models,
-               "batch": section_batch, "startup": section_startup}
+               "batch": section_batch, "startup": section_startup, "conv": section_conv, "dtype": section_dtype,
+               "population": section_population}
 IN_PROCESS = set(SECTION_FNS) - {"startup"}  # the sections that need the dataset loaded here
 
 
