@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from aejax.core.options import Option, merge, one_of, positive_integer, sizes
-from aejax.models import conv, mlp
+from aejax.models import conv, initialization, mlp
 
 # Architecture name -> builders of (encoder trunk, deterministic encoder, decoder).
 # A trunk maps images to hidden features (a Gaussian or other head goes on top);
@@ -79,7 +79,7 @@ OPTIONS = merge({
                               "activation of a deterministic code (sparse/contractive: sigmoid)"),
     "latent_dim": Option(20, positive_integer, "code size"),
     "dtype": Option("float32", one_of(DTYPES), "matmul dtype: float32 | bfloat16 (params stay float32)"),
-}, conv.OPTIONS)
+}, conv.OPTIONS, initialization.OPTIONS)
 
 
 def build(part: str, config: ml_collections.ConfigDict, image_shape) -> nn.Module:

@@ -13,6 +13,7 @@ from absl import logging
 from aejax import objectives
 from aejax.core import optim
 from aejax.core.errors import ConfigError
+from aejax.models import initialization
 
 
 @flax.struct.dataclass
@@ -47,6 +48,8 @@ def create_train_state(config, variant, model, optimizer, key) -> TrainState:
         sample = jnp.zeros((2, *config.image_shape), jnp.float32)
         params_key, dummy_key = jax.random.split(init_key)
         params = model.init(params_key, *variant.init_inputs(config, sample, dummy_key))
+        params = initialization.initialize(params, config.get("param_init", "flax"),
+                                           jax.random.fold_in(params_key, 1))
         return TrainState(step=jnp.asarray(0, jnp.int32), params=params,
                           opt_state=optimizer.init(params), rng=rng)
 
