@@ -206,3 +206,13 @@ def test_sample_quality_is_skipped_with_a_note_on_other_datasets(tmp_path, caplo
     assert not {"fd_fmnist", "precision_fmnist", "recall_fmnist"} & set(report["metrics"])
     assert "skipped: it is measured on fashion_mnist only, this run is on digits" in report["sample_quality"]["note"]
     assert report["sample_quality"]["note"] in caplog.text
+
+
+def test_the_evaluate_flags_set_the_sample_quality_options():
+    from aejax.core.errors import ConfigError
+    from aejax.evaluation.evaluate_run import options_from_args
+    assert EvalOptions().num_quality_samples == 10_000 and EvalOptions().feature_classifier == "default"
+    options = options_from_args(["--num_quality_samples=0", "--feature_classifier=smoke"])
+    assert options.num_quality_samples == 0 and options.feature_classifier == "smoke"
+    with pytest.raises(ConfigError, match="feature_classifier"):
+        options_from_args(["--feature_classifier=inception"])
