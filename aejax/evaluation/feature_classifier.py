@@ -15,6 +15,7 @@ the data order and the initialisation come from `recipe.seed`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -78,9 +79,6 @@ class TrainedClassifier:
     def fingerprint(self) -> str:
         return self.recipe.fingerprint()
 
-    def module(self) -> FeatureClassifier:
-        return _module(self.recipe)
-
     def features(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
         """images float [N, H, W, C] in [0, 1] (or uint8 0..255) -> float32 features [N, feature_dim]."""
         images = np.asarray(images)
@@ -100,7 +98,9 @@ def _module(recipe: Recipe) -> FeatureClassifier:
     return FeatureClassifier(tuple(recipe.conv_channels), recipe.feature_dim, num_classes=10)
 
 
+@functools.lru_cache(maxsize=4)
 def _features_fn(recipe: Recipe):
+    """The compiled feature map of a recipe's network, once per recipe (not once per call)."""
     module = _module(recipe)
     return jax.jit(lambda params, x: module.apply(params, x, method="features"))
 

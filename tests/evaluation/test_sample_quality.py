@@ -151,8 +151,12 @@ def test_a_damaged_classifier_cache_is_retrained_with_a_warning(tmp_path, caplog
     params = os.path.join(first.directory, "params.msgpack")
     with open(params, "r+b") as f:  # truncate the parameters for real
         f.truncate(os.path.getsize(params) // 2)
-    again = feature_classifier.load_or_train(SMOKE, cache_root=tmp_path)
+    with caplog.at_level("INFO"):
+        again = feature_classifier.load_or_train(SMOKE, cache_root=tmp_path)
     assert "is damaged" in caplog.text and "training it again" in caplog.text
+    total = SMOKE.num_train // SMOKE.batch_size * SMOKE.epochs
+    assert f"training the feature classifier (once): step {total}/{total} (100%)" in caplog.text  # progress line
+    assert f"feature classifier {SMOKE.fingerprint()}: test accuracy" in caplog.text
     assert again.test_accuracy == first.test_accuracy
     assert os.path.getsize(params) > 0 and json.load(open(os.path.join(first.directory, "meta.json")))
 
