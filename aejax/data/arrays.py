@@ -83,6 +83,15 @@ def load_eval_split(name: str, *, data_dir: str | None = None) -> dict[str, np.n
 
 # ---------------------------------------------------------------------------- array cache
 
+def derived_dir(name: str, what: str, data_dir: str | None = None) -> Path:
+    """Where data derived from an aejax dataset live: next to its tfds files, ``<builder>/<version>/<what>``.
+
+    A new dataset version (``aejax.data.specs``) starts with none: what was derived from the old one is left alone.
+    """
+    spec = SPECS[name]
+    return cache_dir(data_dir) / spec.tfds_name / spec.version / what
+
+
 def _arrays_dir(root: Path, name: str, split: str) -> Path:
     spec = SPECS[name]
     return root / spec.tfds_name / spec.version / _ARRAYS_DIR / split

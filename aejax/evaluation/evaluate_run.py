@@ -32,8 +32,9 @@ from aejax.core import timing
 from aejax.core.batching import map_batches
 from aejax.core.errors import ConfigError
 from aejax.data.catalog import dataset_info
-from aejax.evaluation import clustering, factor_scores
+from aejax.evaluation import clustering, factor_scores, sample_quality
 from aejax.evaluation.inputs import DATA_CONVENTIONS, EvalData, codes_of, encode_all, evaluation_split, load_eval_data
+from aejax.evaluation.feature_classifier import RECIPES
 from aejax.evaluation.likelihood import likelihood_estimates, likelihood_summary
 from aejax.training.restore import load
 from aejax.training.workdir import atomic_write, check_writable
@@ -65,6 +66,7 @@ METRICS = {
     "kmeans_pixels_ari": "k-means on raw pixels: ARI",
     "probe_codes_accuracy": "logistic regression on frozen codes: test accuracy",
     "probe_pca_accuracy": "logistic regression on PCA(pixels), same dim: test accuracy",
+    **sample_quality.METRICS,
 }
 
 
@@ -81,6 +83,8 @@ class EvalOptions:
     probe: bool = True
     max_examples: int = 0              # 0 = the whole split
     seed: int = 0
+    num_quality_samples: int = 10_000  # generative variants on Fashion-MNIST; 0 skips sample quality
+    feature_classifier: str = "default"  # the recipe of the sample-quality features (feature_classifier.RECIPES)
 
 
 # ------------------------------------------------------------- metrics ----
@@ -156,11 +160,18 @@ def define_option_flags(flag_values: flags.FlagValues = flags.FLAGS) -> Callable
     probe = flags.DEFINE_bool("probe", True, "Linear probe (logistic regression on frozen codes).", **fv)
     max_examples = flags.DEFINE_integer("max_examples", 0, "Evaluate the first N examples (0 = all).",
                                         lower_bound=0, **fv)
-    seed = flags.DEFINE_integer("seed", 0, "Seed of the q samples, k-means and UMAP.", **fv)
+    seed = flags.DEFINE_integer("seed", 0, "Seed of the q samples, k-means, UMAP and the prior samples.", **fv)
+    quality = flags.DEFINE_integer("num_quality_samples", 10_000, "Prior samples scored against as many test images "
+                                   "(fd_fmnist, precision/recall_fmnist; generative variants on Fashion-MNIST); "
+                                   "0 skips them.", lower_bound=0, upper_bound=100_000, **fv)
+    classifier = flags.DEFINE_enum("feature_classifier", "default", list(RECIPES),
+                                   "Recipe of the Fashion-MNIST classifier whose features the sample-quality "
+                                   "metrics use (trained once and cached); 'smoke' is for tests.", **fv)
     return lambda: EvalOptions(
         num_importance_samples=k.value, samples_per_chunk=chunk.value, batch_size=batch.value,
         active_unit_threshold=threshold.value, clustering=clustering_flag.value, n2d=n2d.value,
-        baselines=baselines.value, probe=probe.value, max_examples=max_examples.value, seed=seed.value)
+        baselines=baselines.value, probe=probe.value, max_examples=max_examples.value, seed=seed.value,
+        num_quality_samples=quality.value, feature_classifier=classifier.value)
 
 
 def options_from_args(args: list[str]) -> EvalOptions:
@@ -226,6 +237,13 @@ def evaluate_run(workdir: str, step: int | None = None, options: EvalOptions = E
         if options.probe and train is not None:
             with stage("linear probe"):
                 metrics.update(probe_metrics(trained, train, test, codes, pca))
+    about_samples = None
+    if variant.generative and options.num_quality_samples > 0:
+        with stage(f"sample quality ({options.num_quality_samples} samples)"):
+            scores, about_samples = sample_quality.score_run(
+                trained, options.num_quality_samples, options.seed, options.feature_classifier,
+                config.get("data_dir") or None)
+            metrics.update(scores)
     if info.factor_sizes:  # ground-truth factors (dSprites): the disentanglement metrics
         with stage("disentanglement metrics"):
             metrics.update(shared.disentanglement if shared.disentanglement is not None else
@@ -240,6 +258,7 @@ def evaluate_run(workdir: str, step: int | None = None, options: EvalOptions = E
         "metrics": {k: metrics[k] for k in [*METRICS, *sorted(set(metrics) - set(METRICS))]
                     if k in metrics},
         "per_dim": per_dim, "seconds": seconds,
+        **({"sample_quality": about_samples} if about_samples is not None else {}),
     }
 
 
@@ -287,4 +306,11 @@ def format_table(report: dict) -> str:
     lines += [f"  {name:<{width}}  {value:>{value_width}}  {meaning}" for name, value, meaning in rows]
     for name, values in report["per_dim"].items():
         lines.append(f"  per latent dim, {name}: " + " ".join(f"{v:.3g}" for v in values))
+    about = report.get("sample_quality")
+    if about is not None:
+        lines.append(f"  {about['note']}" if "note" in about else
+                     f"  sample quality: {about['num_samples']} samples vs {about['num_test_images']} test images; "
+                     f"features: Fashion-MNIST classifier {about['classifier']['fingerprint']} (test accuracy "
+                     f"{about['classifier']['test_accuracy']:.4f}), {about['classifier']['feature_dim']}-d "
+                     "penultimate layer")
     return "\n".join(lines)
