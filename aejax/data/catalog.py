@@ -172,9 +172,10 @@ def _one_line_preparation(root: Path, name: str, tfds_name: str) -> Iterator[Non
         return
     import tensorflow_datasets as tfds
     _say(f"preparing {name} (once) in {root} ...")
-    start, printed, verbosity = time.perf_counter(), io.StringIO(), logging.get_verbosity()
-    tfds.disable_progress_bar()
-    logging.set_verbosity(logging.ERROR)  # tfds warns that a folder it is about to fill is empty
+    start, printed, absl_logger = time.perf_counter(), io.StringIO(), logging.get_absl_logger()
+    level = absl_logger.level  # restored as it was (NOTSET stays NOTSET), so no caller's verbosity changes
+    tfds.disable_progress_bar()  # and below: tfds warns that a folder it is about to fill is empty
+    absl_logger.setLevel(logging.converter.absl_to_standard(logging.ERROR))
     try:
         with contextlib.redirect_stdout(printed):
             yield
@@ -184,7 +185,7 @@ def _one_line_preparation(root: Path, name: str, tfds_name: str) -> Iterator[Non
         sys.stderr.write(printed.getvalue())
         raise
     finally:
-        logging.set_verbosity(verbosity)
+        absl_logger.setLevel(level)
     _say(f"prepared {name} in {time.perf_counter() - start:.1f}s")
 
 

@@ -151,7 +151,7 @@ def test_a_damaged_classifier_cache_is_retrained_with_a_warning(tmp_path, caplog
     params = os.path.join(first.directory, "params.msgpack")
     with open(params, "r+b") as f:  # truncate the parameters for real
         f.truncate(os.path.getsize(params) // 2)
-    with caplog.at_level("INFO"):
+    with caplog.at_level("INFO", logger="absl"):  # whatever verbosity an earlier test left
         again = feature_classifier.load_or_train(SMOKE, cache_root=tmp_path)
     assert "is damaged" in caplog.text and "training it again" in caplog.text
     total = SMOKE.num_train // SMOKE.batch_size * SMOKE.epochs
@@ -205,7 +205,7 @@ def test_sample_quality_is_skipped_with_a_note_on_other_datasets(tmp_path, caplo
     workdir = _smoke_run(tmp_path / "digits", num_train_steps=10)
     options = EvalOptions(num_importance_samples=0, clustering=False, num_quality_samples=50,
                           feature_classifier="smoke")
-    with caplog.at_level("INFO"):
+    with caplog.at_level("INFO", logger="absl"):  # whatever verbosity an earlier test left
         report = evaluate_run(workdir, options=options)
     assert not {"fd_fmnist", "precision_fmnist", "recall_fmnist"} & set(report["metrics"])
     assert "skipped: it is measured on fashion_mnist only, this run is on digits" in report["sample_quality"]["note"]
