@@ -14,15 +14,14 @@ from absl import app, flags
 
 from aejax.studies.bench.harness import DEFAULT_SECTIONS, SECTIONS, BenchOptions
 
-_SECTIONS = flags.DEFINE_list("sections", list(DEFAULT_SECTIONS),
-                              f"Which parts to run: {', '.join(SECTIONS)} (all but conv, dtype and population by default).")
+_SECTIONS = flags.DEFINE_list("sections", list(DEFAULT_SECTIONS), f"Which parts to run: {', '.join(SECTIONS)} "
+                              "(all but conv, dtype, population and likelihood by default).")
 _EPOCHS = flags.DEFINE_integer("epochs", 3, "Training epochs of the vae, loop and torch sections.")
 _MODELS = flags.DEFINE_list(
     "models", list(BenchOptions.models),
     "Variants timed by the models section against the plain 'ae' step of the same shapes "
     "(name or name:key=value:..., config from experiments/<name>.py if it exists).")
-_BATCH_SIZES = flags.DEFINE_list("batch_sizes", [str(b) for b in BenchOptions.batch_sizes],
-                                 "Batch sizes of the batch section.")
+_BATCH_SIZES = flags.DEFINE_list("batch_sizes", [str(b) for b in BenchOptions.batch_sizes], "Batch section sizes.")
 _DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bf16", "bfloat16"],
                            "Matmul dtype of the aejax models (config.dtype; params stay float32).")
 _STEPS = flags.DEFINE_integer("steps", 100, "Steps per timed call in the profile and models sections.")
@@ -36,6 +35,9 @@ _SWEEP_EPOCHS = flags.DEFINE_integer("sweep_epochs", BenchOptions.sweep_epochs,
                                      "Epochs of the population section's whole β sweep (0: skip it).")
 _STARTUP = flags.DEFINE_string("startup_config", BenchOptions.startup_config,
                                "Config of the startup section's smoke runs (its rounds: --repeats).")
+_LIKELIHOOD_SAMPLES = flags.DEFINE_integer(
+    "likelihood_samples", BenchOptions.likelihood_samples,
+    "K of the likelihood section (importance samples per test image; Burda et al.'s protocol: 5000).", lower_bound=1)
 _CLOCK = flags.DEFINE_enum(
     "clock", "wall", ["wall", "process"],
     "What throughput is timed with: wall time, or this process's CPU time (steadier on a machine "
@@ -55,7 +57,8 @@ def main(argv):
         batch_sizes=tuple(int(b) for b in _BATCH_SIZES.value), dtype=_DTYPE.value, steps=_STEPS.value,
         examples=_EXAMPLES.value, repeats=_REPEATS.value, torch_threads=_TORCH_THREADS.value,
         dataset=_DATASET.value, clock=_CLOCK.value, startup_config=_STARTUP.value,
-        members=tuple(int(m) for m in _MEMBERS.value), sweep_epochs=_SWEEP_EPOCHS.value)
+        members=tuple(int(m) for m in _MEMBERS.value), sweep_epochs=_SWEEP_EPOCHS.value,
+        likelihood_samples=_LIKELIHOOD_SAMPLES.value)
     device = jax.devices()[0]
     header = (f"aejax bench: JAX {jax.__version__}, backend {jax.default_backend()}, device "
               f"{getattr(device, 'device_kind', device.platform)} ×{jax.device_count()}, "

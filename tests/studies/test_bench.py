@@ -55,10 +55,24 @@ def test_bench_startup_section_times_whole_processes_side_by_side():
 def test_population_conv_and_dtype_sections_print_their_figures_side_by_side():
     result = subprocess.run(
         [sys.executable, "-m", "aejax.bench", "--dataset=digits", "--epochs=1", "--steps=3", "--repeats=1",
-         "--sections=conv,dtype,population", "--members=1,3", "--sweep_epochs=0"],
+         "--sections=conv,dtype,population,likelihood", "--members=1,3", "--sweep_epochs=0",
+         "--likelihood_samples=20"],
         cwd=REPO, capture_output=True, text=True, timeout=600,
         env=dict(os.environ, JAX_PLATFORMS="cpu", JAX_DISABLE_MOST_OPTIMIZATIONS="1"))
     assert result.returncode == 0, result.stderr[-3000:]
     for expected in ("one run (the trainer's chunk)", "population of 1 side by side", "population of 3 vmapped", "of the bound",
-                     "Conv VAE", "per-step calls", "bf16 / float32", "dSprites MLP"):
+                     "Conv VAE", "per-step calls", "bf16 / float32", "dSprites MLP",
+                     "K = 20 over 359 test images", "estimator / matmul floor"):
         assert expected in result.stdout, result.stdout
+
+
+def test_the_likelihood_floor_counts_the_canonical_decoders_matmuls():
+    """Burda et al.'s cost floor: K·N rows through the decoder's 20→400 and 400→784 layers, nothing of the encoder."""
+    import jax
+    from aejax.data import splits
+    from aejax.studies.bench.harness import BenchOptions, base_config, make_setup
+    from aejax.studies.bench.likelihood import decoder_matmuls
+    config = base_config(BenchOptions(), "vae")
+    setup = make_setup(config, splits.load(config, "test"))
+    params = jax.eval_shape(setup.init).params
+    assert decoder_matmuls(params, 10_000) == [(10_000, 20, 400), (10_000, 400, 784)]

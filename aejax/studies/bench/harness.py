@@ -8,8 +8,9 @@ import statistics
 import time
 from typing import Any, Callable
 
-SECTIONS = ("vae", "loop", "torch", "matmul", "profile", "models", "batch", "startup", "conv", "dtype", "population")
-DEFAULT_SECTIONS = SECTIONS[:8]  # conv, dtype and population take minutes each: ask for them by name
+SECTIONS = ("vae", "loop", "torch", "matmul", "profile", "models", "batch", "startup", "conv", "dtype", "population",
+            "likelihood")
+DEFAULT_SECTIONS = SECTIONS[:8]  # conv, dtype, population and likelihood take minutes each: ask for them by name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +31,7 @@ class BenchOptions:
     members: tuple[int, ...] = (1, 4, 16)
     sweep_epochs: int = 5
     startup_config: str = "experiments/beta_vae.py:smoke"
+    likelihood_samples: int = 1_000
 
     def now(self) -> float:
         """The clock throughput is timed with: wall time, or this process's CPU time."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import resource
 
-from aejax.studies.bench import conv, dtype, population, startup
+from aejax.studies.bench import conv, dtype, likelihood, population, startup
 from aejax.studies.bench.harness import BenchOptions, median_rate
 
 
@@ -82,7 +82,7 @@ def report(results: dict, header: str, options: BenchOptions) -> str:
         lines.append("")
     if results.get("startup"):
         lines += startup.report(results["startup"])
-    for name, module in (("conv", conv), ("dtype", dtype), ("population", population)):
+    for name, module in (("conv", conv), ("dtype", dtype), ("population", population), ("likelihood", likelihood)):
         if results.get(name):
             lines += module.report_lines(results[name], options)
     return "\n".join(lines)

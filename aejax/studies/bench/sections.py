@@ -168,6 +168,11 @@ def section_population(ctx, options: BenchOptions) -> dict:
     return population.section_population(ctx, options)
 
 
+def section_likelihood(ctx, options: BenchOptions) -> dict:
+    from aejax.studies.bench import likelihood
+    return likelihood.section_likelihood(ctx, options)
+
+
 def section_conv(ctx, options: BenchOptions) -> dict:
     from aejax.studies.bench import conv
     return conv.section_conv(ctx, options)
@@ -181,7 +186,7 @@ def section_dtype(ctx, options: BenchOptions) -> dict:
 SECTION_FNS = {"vae": section_vae, "loop": section_loop, "torch": section_torch,
                "matmul": section_matmul, "profile": section_profile, "models": section_models,
                "batch": section_batch, "startup": section_startup, "conv": section_conv, "dtype": section_dtype,
-               "population": section_population}
+               "population": section_population, "likelihood": section_likelihood}
 IN_PROCESS = set(SECTION_FNS) - {"startup"}  # the sections that need the dataset loaded here
 
 
