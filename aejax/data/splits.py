@@ -15,13 +15,34 @@ import jax
 import numpy as np
 
 from aejax.core.errors import ConfigError
-from aejax.core.options import Option, count
+from aejax.core.options import Option, count, one_of
 from aejax.data import arrays
-from aejax.data.catalog import data_source
+from aejax.data.catalog import data_source, dataset_info
+from aejax.data.specs import SPECS
+
+# `config.train_split`: what the trainer learns from. "all" is the deep-clustering
+# protocol (N2D, DEC): an unsupervised model sees every image, the test split too,
+# and is scored on all of them; the default keeps the test split out.
+TRAIN_SPLITS = ("train", "all")
 
 OPTIONS = {
     "data_seed": Option(0, count, "seed of the static binarisation draw (and of the evaluation draw)"),
+    "train_split": Option("train", one_of(TRAIN_SPLITS),
+                          "train | all (train + test: the deep-clustering protocol, e.g. experiments/n2d.py)"),
 }
+
+
+def _split_name(config, split: str) -> str:
+    """The tfds split the trainer's "train" means: "train", or every split of the dataset."""
+    if split == "train" and config.get("train_split", "train") == "all":
+        return "+".join(dict(SPECS[config.dataset].splits)) if config.dataset in SPECS else "train+test"
+    return split
+
+
+def train_size(config) -> int:
+    """How many examples the trainer's "train" split holds, from the dataset's description (nothing is loaded)."""
+    sizes = dataset_info(config.dataset).splits
+    return sum(int(sizes[name]) for name in _split_name(config, "train").split("+"))
 
 
 def binarize_static(images: np.ndarray, seed: int) -> np.ndarray:
@@ -75,7 +96,11 @@ def _as_split(loaded: dict[str, np.ndarray], config) -> Split:
 
 def load(config, split: str) -> Split:
     """A split of `config.dataset` as uint8 images (statically binarised if asked) and int32 labels."""
-    return _as_split(arrays.load_split(config.dataset, split, data_dir=config.data_dir or None), config)
+    names = _split_name(config, split).split("+")
+    loaded = [arrays.load_split(config.dataset, name, data_dir=config.data_dir or None) for name in names]
+    if len(loaded) > 1:
+        loaded = [{key: np.concatenate([part[key] for part in loaded]) for key in loaded[0]}]
+    return _as_split(loaded[0], config)
 
 
 def load_eval(config) -> Split:
@@ -88,6 +113,6 @@ def open_source(config, split: str) -> SourceSplit:
     if config.binarize == "static":
         raise ConfigError("config.binarize='static' draws over the whole split, so it cannot stream: "
                           "use data_placement=device or host, or binarize=dynamic")
-    source = data_source(config.dataset, split, data_dir=config.data_dir or None)
+    source = data_source(config.dataset, _split_name(config, split), data_dir=config.data_dir or None)
     image = np.asarray(source[0]["image"])
     return SourceSplit(source, image.shape if image.ndim == 3 else (*image.shape, 1))

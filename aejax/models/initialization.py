@@ -8,6 +8,9 @@ in the biases, and so in where Adam starts. "torch" redraws every module's
 `kernel` (fan_in = the product of all but its last axis, the flax layout for
 dense and conv kernels) and `bias` (with that kernel's fan_in) after flax's
 init; any other parameter (a codebook, pseudo-inputs) keeps flax's draw.
+"keras" is Keras's default (Dense/Conv2D): glorot-uniform kernels,
+uniform(±√(6/(fan_in + fan_out))), and zero biases; published Keras models
+(N2D, DEC) start there.
 """
 from __future__ import annotations
 
@@ -40,11 +43,25 @@ def _torch(params, key):
     return traverse_util.unflatten_dict(out)
 
 
-SCHEMES = {"flax": _flax, "torch": _torch}
+def _keras(params, key):
+    flat = traverse_util.flatten_dict(params)
+    out = dict(flat)
+    for index, path in enumerate(sorted(p for p in flat if p[-1] == "kernel")):
+        kernel = flat[path]
+        receptive = math.prod(kernel.shape[:-2])  # 1 for a dense kernel, kh·kw for a conv kernel
+        bound = math.sqrt(6.0 / (receptive * (kernel.shape[-2] + kernel.shape[-1])))
+        out[path] = jax.random.uniform(jax.random.fold_in(key, index), kernel.shape, kernel.dtype, -bound, bound)
+        if path[:-1] + ("bias",) in flat:
+            out[path[:-1] + ("bias",)] = jnp.zeros_like(flat[path[:-1] + ("bias",)])
+    return traverse_util.unflatten_dict(out)
+
+
+SCHEMES = {"flax": _flax, "torch": _torch, "keras": _keras}
 
 OPTIONS = {
     "param_init": Option("flax", one_of(SCHEMES),
-                         "flax (lecun-normal kernels, zero biases) | torch (uniform(±1/√fan_in) kernels and biases)"),
+                         "flax (lecun-normal kernels, zero biases) | torch (uniform(±1/√fan_in) kernels and biases) | "
+                         "keras (glorot-uniform kernels, zero biases)"),
 }
 
 

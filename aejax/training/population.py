@@ -34,6 +34,7 @@ from absl import logging
 
 from aejax import data, objectives
 from aejax.core import parallel
+from aejax.data import splits
 from aejax.data.catalog import dataset_info
 from aejax.training import chunks
 from aejax.training import config as run_config
@@ -98,7 +99,7 @@ def _with_data_fields(config: ml_collections.ConfigDict) -> ml_collections.Confi
     info = dataset_info(config.dataset)
     config = ml_collections.ConfigDict(config.to_dict())
     config.image_shape = tuple(info.image_shape)
-    config.num_train_examples = int(info.splits["train"])
+    config.num_train_examples = splits.train_size(config)
     if config.num_train_steps == -1:
         config.num_train_steps = config.num_epochs * (config.num_train_examples // config.batch_size)
     return config

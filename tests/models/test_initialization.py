@@ -48,3 +48,21 @@ def test_torch_draws_kernels_and_biases_uniform_within_one_over_root_fan_in(get_
     # Different modules get different draws.
     flat = [k.ravel()[:16] for k in kernels.values() if k.size >= 16]
     assert len({tuple(np.round(f, 6)) for f in flat}) == len(flat)
+
+
+@pytest.mark.parametrize("get_config", [vae.get_config, conv_vae.get_config])
+def test_keras_draws_glorot_uniform_kernels_and_zero_biases(get_config):
+    config = get_config()
+    config.param_init = "keras"
+    params = _params(config)
+    kernels = {k[:-len("['kernel']")]: v for k, v in params.items() if k.endswith("['kernel']")}
+    assert kernels
+    for module, kernel in kernels.items():
+        receptive = int(np.prod(kernel.shape[:-2]))  # Keras: fan_in = kh·kw·in, fan_out = kh·kw·out
+        bound = math.sqrt(6 / (receptive * kernel.shape[-2] + receptive * kernel.shape[-1]))
+        assert np.abs(kernel).max() <= bound
+        if kernel.size >= 4000:
+            assert abs(kernel.var() / (bound**2 / 3) - 1) < 0.1, module
+        bias = params.get(module + "['bias']")
+        if bias is not None:
+            assert not bias.any(), module

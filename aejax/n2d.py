@@ -1,0 +1,30 @@
+"""N2D as published on a trained autoencoder: python -m aejax.n2d --workdir=DIR [--seeds=0,1,2] [--every_checkpoint].
+
+Thin: `aejax.studies.n2d` does the work (see experiments/n2d.py for the autoencoder
+of the paper); the table is printed, DIR/n2d.json written.
+"""
+import sys
+
+from absl import app, flags
+
+from aejax.core import cli
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "A trained run's workdir (e.g. of experiments/n2d.py).")
+_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of UMAP and the GMM (one clustering each; "
+                           "~2 min each for 70,000 codes on 2 CPU cores).")
+_EVERY = flags.DEFINE_bool("every_checkpoint", False, "Also score every kept checkpoint (seed 0): accuracy "
+                           "against epochs, drawn to DIR/n2d_accuracy.png (~2 min a checkpoint).")
+flags.mark_flags_as_required(["workdir"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from aejax.studies import n2d
+    with cli.one_line_errors():
+        result = n2d.run(_WORKDIR.value, tuple(int(s) for s in _SEEDS.value), _EVERY.value)
+    sys.stdout.write(n2d.report(result))
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=cli.parse_flags)

@@ -1,0 +1,105 @@
+"""N2D reproduced on a trained autoencoder: the published clustering protocol over seeds and checkpoints.
+
+`run(workdir, seeds)` codes every image of the run's dataset (train + test) with
+the run's latest checkpoint, clusters them by `aejax.evaluation.n2d` once per
+clustering seed, and writes DIR/n2d.json (atomically) beside the paper's figures;
+with `every_checkpoint` it also scores each kept checkpoint (seed 0), the
+accuracy-against-epochs curve drawn to DIR/n2d_accuracy.png, so a run stopped
+short of the paper's 1,000 epochs shows how far it got and where it was heading.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import ml_collections
+import numpy as np
+
+from aejax.core import timing
+from aejax.data import dataset_info, splits
+from aejax.evaluation import n2d
+from aejax.figures.plots import pyplot
+from aejax.training import checkpoint
+from aejax.training.restore import load
+from aejax.training.workdir import atomic_write
+
+CODE_BATCH = 5_000
+
+
+def all_images(config: ml_collections.ConfigDict) -> splits.Split:
+    """Every image of the run's dataset (train then test), as the deep-clustering protocol scores them."""
+    every = ml_collections.ConfigDict(config.to_dict())
+    every.train_split = "all"
+    return splits.load(every, "train")
+
+
+def codes_of(trained, images: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.asarray(trained.code(images[i:i + CODE_BATCH]))
+                           for i in range(0, len(images), CODE_BATCH)])
+
+
+def _epoch(config, step: int) -> float:
+    return step / max(1, int(config.num_train_examples) // int(config.batch_size))
+
+
+def score_checkpoint(workdir: str, step: int | None, data: splits.Split, num_clusters: int, seeds) -> dict:
+    trained = load(workdir, step)
+    codes = codes_of(trained, data.images)
+    per_seed = []
+    for seed in seeds:
+        with timing.stage(f"N2D of {len(codes):,} codes, step {trained.step}, seed {seed} (UMAP + GMM, ~2 min)"):
+            per_seed.append(n2d.n2d_scores(codes, data.labels, num_clusters, seed=seed))
+    return {"step": trained.step, "epoch": _epoch(trained.config, trained.step), "per_seed": per_seed,
+            "summary": n2d.summarize(per_seed)}
+
+
+def run(workdir: str, seeds=(0, 1, 2), every_checkpoint: bool = False) -> dict:
+    config = load(workdir).config
+    data = all_images(config)
+    num_clusters = dataset_info(config.dataset).num_classes
+    latest = score_checkpoint(workdir, None, data, num_clusters, seeds)
+    curve = []
+    if every_checkpoint:
+        for step in checkpoint.Checkpointer(workdir, read_only=True).all_steps():
+            scored = latest if step == latest["step"] else score_checkpoint(workdir, step, data, num_clusters, (0,))
+            curve.append({"step": step, "epoch": scored["epoch"], **scored["per_seed"][0]})
+        if curve:
+            plot_curve(os.path.join(workdir, "n2d_accuracy.png"), curve, config)
+    result = {"dataset": config.dataset, "num_images": len(data.labels), "seeds": list(seeds),
+              "protocol": "codes of all images → UMAP (dim = classes, 20 neighbours, min_dist 0) → full GMM",
+              "epochs_configured": config.num_epochs, **latest, "curve": curve,
+              "published": n2d.PUBLISHED.get(config.dataset)}
+    atomic_write(os.path.join(workdir, "n2d.json"), json.dumps(result, indent=2))
+    return result
+
+
+def plot_curve(path: str, curve: list[dict], config) -> str:
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    epochs = [c["epoch"] for c in curve]
+    for name in ("accuracy", "nmi", "ari"):
+        ax.plot(epochs, [c[name] for c in curve], marker="o", label=name)
+    for name, value in (n2d.PUBLISHED.get(config.dataset) or {}).items():
+        ax.axhline(value, linestyle="--", linewidth=0.8, color="grey")
+        ax.annotate(f"paper {name} {value}", (epochs[0], value), fontsize=7, va="bottom")
+    ax.set(xlabel="epoch", ylabel="score (seed 0)", ylim=(0, 1),
+           title=f"N2D on {config.dataset} against training epochs (paper: {config.num_epochs})")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def report(result: dict) -> str:
+    s, paper = result["summary"], result.get("published") or {}
+    lines = [f"N2D on {result['dataset']}: {result['num_images']:,} images, step {result['step']} "
+             f"(epoch {result['epoch']:.0f} of the configured {result['epochs_configured']}), "
+             f"clustering seeds {','.join(map(str, result['seeds']))}",
+             f"{'':10}{'accuracy':>18}{'NMI':>18}{'ARI':>18}",
+             "aejax     " + "".join(f"{s[k]['mean']:>11.3f} ± {s[k]['std']:.3f}" for k in ("accuracy", "nmi", "ari")),
+             "paper     " + "".join(f"{paper[k]:>18.3f}" if k in paper else f"{'—':>18}"
+                                    for k in ("accuracy", "nmi", "ari"))]
+    for c in result["curve"]:
+        lines.append(f"  epoch {c['epoch']:6.0f}: accuracy {c['accuracy']:.3f}, NMI {c['nmi']:.3f}, ARI {c['ari']:.3f}")
+    return "\n".join(lines) + "\n"

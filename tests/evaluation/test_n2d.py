@@ -1,0 +1,72 @@
+"""N2D as published: the full-covariance GMM, all images of the dataset, the protocol end to end on a smoke run."""
+import json
+import os
+
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans
+
+from aejax.data import splits
+from aejax.evaluation import n2d
+from aejax.evaluation.clustering import cluster_accuracy
+from aejax.training.loop import train_and_evaluate
+from experiments import n2d as n2d_experiment
+
+
+MEANS = np.array([[0.0, 0.0], [6.0, 0.0], [0.0, 6.0]])
+COVARIANCES = np.array([[[4.0, 1.9], [1.9, 1.0]], [[1.0, -0.8], [-0.8, 1.0]], [[3.0, 0.0], [0.0, 0.3]]])
+
+
+def test_the_gaussian_mixture_agrees_with_the_bayes_classifier_of_the_true_mixture():
+    from scipy.stats import multivariate_normal
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 400)
+    points = np.concatenate([rng.multivariate_normal(m, c, 400) for m, c in zip(MEANS, COVARIANCES)])
+    bayes = np.argmax([multivariate_normal(m, c).logpdf(points) for m, c in zip(MEANS, COVARIANCES)], axis=0)
+    predicted = n2d.gmm_clusters(points, 3, seed=0)
+    assert cluster_accuracy(bayes, predicted) > 0.98  # the same partition up to cluster ids
+    kmeans = KMeans(3, n_init=4, random_state=0).fit_predict(points)
+    assert cluster_accuracy(labels, predicted) > cluster_accuracy(labels, kmeans)
+
+
+def test_summaries_are_mean_and_sample_std_over_seeds():
+    summary = n2d.summarize([{"accuracy": 0.6}, {"accuracy": 0.7}, {"accuracy": 0.8}])
+    assert summary["accuracy"]["mean"] == pytest.approx(0.7)
+    assert summary["accuracy"]["std"] == pytest.approx(0.1)  # sqrt(((0.1)² + 0 + (0.1)²) / 2)
+
+
+def test_train_split_all_is_the_train_split_then_the_test_split():
+    config = n2d_experiment.get_config("smoke")  # digits, train_split = "all"
+    every = splits.load(config, "train")
+    config.train_split = "train"
+    train, test = splits.load(config, "train"), splits.load(config, "test")
+    assert every.num_examples == train.num_examples + test.num_examples == 1_438 + 359
+    np.testing.assert_array_equal(every.images, np.concatenate([train.images, test.images]))
+    np.testing.assert_array_equal(every.labels, np.concatenate([train.labels, test.labels]))
+    assert splits.train_size(n2d_experiment.get_config("smoke")) == 1_797
+
+
+def test_the_n2d_experiment_is_the_papers_autoencoder():
+    c = n2d_experiment.get_config()
+    assert (tuple(c.hidden_dims), c.latent_dim, c.activation, c.batch_size, c.num_epochs) == \
+        ((500, 500, 2000), 10, "relu", 256, 1000)
+    assert (c.model, c.likelihood, c.binarize, c.param_init, c.train_split, c.learning_rate) == \
+        ("ae", "gaussian", "none", "keras", "all", 1e-3)
+
+
+@pytest.mark.slow
+def test_the_protocol_runs_on_a_smoke_run_over_seeds_and_checkpoints(tmp_path):
+    from aejax.studies import n2d as study
+    config = n2d_experiment.get_config("smoke")
+    config.num_train_steps, config.checkpoint_every_steps, config.keep_checkpoints = 20, 10, 5
+    train_and_evaluate(config, str(tmp_path))
+    result = study.run(str(tmp_path), seeds=(0, 1), every_checkpoint=True)
+    assert result["num_images"] == 1_797 and result["step"] == 20
+    assert [c["step"] for c in result["curve"]] == [10, 20]
+    assert len(result["per_seed"]) == 2 and 0 < result["summary"]["accuracy"]["mean"] <= 1
+    assert json.load(open(tmp_path / "n2d.json"))["summary"] == result["summary"]
+    assert os.path.getsize(tmp_path / "n2d_accuracy.png") > 0
+    assert "paper" in study.report(result) and "epoch" in study.report(result)
+    # Determinism: the same seed gives the same clustering.
+    again = study.run(str(tmp_path), seeds=(0,))
+    assert again["per_seed"][0] == result["per_seed"][0]
