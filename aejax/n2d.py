@@ -11,9 +11,9 @@ from aejax.core import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A trained run's workdir (e.g. of experiments/n2d.py).")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of UMAP and the GMM (one clustering each; "
-                           "~2 min each for 70,000 codes on 2 CPU cores).")
+                           "~3 min of CPU each for 70,000 codes: UMAP is single-threaded for determinism).")
 _EVERY = flags.DEFINE_bool("every_checkpoint", False, "Also score every kept checkpoint (seed 0): accuracy "
-                           "against epochs, drawn to DIR/n2d_accuracy.png (~2 min a checkpoint).")
+                           "against epochs, drawn to DIR/n2d_accuracy.png (~3 min of CPU a checkpoint).")
 flags.mark_flags_as_required(["workdir"])
 
 
