@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import aejax
+from aejax.evaluation.evaluate_run import EvalOptions, evaluate_run
 from aejax.studies import code_prior
 from aejax.training.loop import train_and_evaluate
 from aejax.training.writers import read_metrics
@@ -45,6 +46,17 @@ def test_vq_vae_trains_and_refuses_to_sample_without_a_prior(tmp_path):
     assert model.code(x).shape == (3, 2, 2, model.latent_dim)   # 8x8 → two stride-2 convs → a 2x2 grid
     with pytest.raises(ValueError, match=f"python -m aejax.prior --workdir={workdir}"):
         model.sample(jax.random.PRNGKey(0), 2)
+
+
+@pytest.mark.slow
+def test_evaluate_reads_a_grid_of_codes(tmp_path):
+    """aejax.evaluate decodes the grids for the reconstruction figures, and clusters them as flat vectors."""
+    workdir = str(tmp_path)
+    _train(workdir, "ema")
+    report = evaluate_run(workdir, options=EvalOptions(num_importance_samples=0, n2d=False, baselines=False,
+                                                       num_quality_samples=0))
+    assert 0 < report["metrics"]["recon_mse_per_pixel"] < 1
+    assert 0 <= report["metrics"]["kmeans_codes_nmi"] <= 1 and 0 <= report["metrics"]["probe_codes_accuracy"] <= 1
 
 
 @pytest.mark.slow
