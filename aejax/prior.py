@@ -11,10 +11,10 @@ from absl import app, flags
 from aejax.core import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A vq_vae training workdir (with checkpoints/).")
-_CHANNELS = flags.DEFINE_integer("channels", 64, "PixelCNN width.", lower_bound=1)
-_LAYERS = flags.DEFINE_integer("num_layers", 5, "Gated masked-conv (type B) layers after the type A one.",
+_CHANNELS = flags.DEFINE_integer("channels", 32, "PixelCNN width.", lower_bound=1)
+_LAYERS = flags.DEFINE_integer("num_layers", 3, "Gated masked-conv (type B) layers after the type A one.",
                                lower_bound=0)
-_EPOCHS = flags.DEFINE_integer("num_epochs", 10, "Passes over the training code grids.", lower_bound=1)
+_EPOCHS = flags.DEFINE_integer("num_epochs", 5, "Passes over the training code grids.", lower_bound=1)
 _BATCH = flags.DEFINE_integer("batch_size", 128, "Code grids per step.", lower_bound=1)
 _LR = flags.DEFINE_float("learning_rate", 1e-3, "Adam's learning rate.", lower_bound=0.0)
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the PixelCNN's init and the batch order.")

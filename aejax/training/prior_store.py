@@ -31,8 +31,8 @@ class PriorSpec:
     """What rebuilds the PixelCNN: the codebook size, the code grid and the network's size."""
     num_codes: int
     grid_shape: tuple[int, int]
-    channels: int = 64
-    num_layers: int = 5
+    channels: int = 32
+    num_layers: int = 3
 
     def build(self) -> pixelcnn.GatedPixelCNN:
         return pixelcnn.GatedPixelCNN(self.num_codes, self.channels, self.num_layers)
