@@ -71,3 +71,20 @@ def test_vq_vae_samples_through_its_fitted_prior(tmp_path):
         assert json.load(f)["step"] == model.step
     samples = np.asarray(aejax.load(workdir).sample(jax.random.PRNGKey(0), 5))
     assert samples.shape == (5, 8, 8, 1) and np.all((samples >= 0) & (samples <= 1))
+
+
+@pytest.mark.slow
+def test_a_vq_vae_population_vmaps_its_ema_state(tmp_path):
+    """Members differing in γ and β share one vmapped program; each follows its separate run."""
+    from aejax.training.population import split_into_populations
+    from aejax.training.population_run import train_population
+    configs = [_smoke(ema_decay=0.99, seed=0), _smoke(ema_decay=0.9, commitment_weight=1.0, seed=1)]
+    assert split_into_populations(configs) == [[0, 1]]
+    workdirs = [str(tmp_path / f"member{i}") for i in range(2)]
+    results = train_population(configs, workdirs, vectorize=True)
+    assert all(r["error"] is None for r in results)
+    alone = str(tmp_path / "alone")
+    train_and_evaluate(configs[1], alone)
+    for x, y in zip(jax.tree_util.tree_leaves(aejax.load(workdirs[1]).params),
+                    jax.tree_util.tree_leaves(aejax.load(alone).params), strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=1e-4)
