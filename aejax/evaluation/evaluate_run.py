@@ -245,7 +245,8 @@ def evaluate_run(workdir: str, step: int | None = None, options: EvalOptions = E
             with stage("linear probe"):
                 metrics.update(probe_metrics(trained, train, test, codes, pca))
     about_samples = None
-    if variant.generative and options.num_quality_samples > 0:
+    fitted = variant.fitted_prior and trained.code_prior is not None  # a VQ-VAE once `aejax.prior` has run
+    if (variant.generative or fitted) and options.num_quality_samples > 0:
         with stage(f"sample quality ({options.num_quality_samples} samples)"):
             scores, about_samples = sample_quality.score_run(
                 trained, options.num_quality_samples, options.seed, options.feature_classifier,
