@@ -25,7 +25,7 @@ from aejax.models.mlp import ACTIVATIONS
 
 
 def squared_distances(z, codebook):
-    """‖z_i − e_k‖² for vectors z [..., D] and a codebook [K, D] → [..., K], as ‖z‖² − 2 z·e + ‖e‖²."""
+    """‖z_i − e_k‖² of vectors z [..., D] and a codebook [K, D] → [..., K], as ‖z‖² − 2 z·e + ‖e‖²."""
     return (jnp.sum(jnp.square(z), axis=-1, keepdims=True) - 2.0 * z @ codebook.T
             + jnp.sum(jnp.square(codebook), axis=-1))
 

@@ -79,7 +79,9 @@ def train_prior(spec: prior_store.PriorSpec, codes: np.ndarray, options: PriorOp
 
     @jax.jit
     def step(params, opt_state, batch):
-        loss_fn = lambda p: pixelcnn.bits_per_dim(pixelcnn.log_likelihood(model, p, batch), spec.grid_shape)  # noqa: E731
+        def loss_fn(p):
+            return pixelcnn.bits_per_dim(pixelcnn.log_likelihood(model, p, batch), spec.grid_shape)
+
         loss, grads = jax.value_and_grad(loss_fn)(params)
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
