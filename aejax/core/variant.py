@@ -57,6 +57,10 @@ class Variant:
       generative: there is a prior p(z) to sample from.
       sample_prior: optional (config, key, n) -> n codes z ~ p(z); default
         N(0, I).
+      fitted_prior: p(z) is learned after training, on the frozen codes (the
+        PixelCNN over a VQ-VAE's code grid, `python -m aejax.prior`); `sample`
+        decodes the model's `embed` of its draws, and says how to fit it when
+        the workdir has none yet.
     """
     name: str
     build_model: Callable[[ml_collections.ConfigDict, tuple[int, ...]], nn.Module]
@@ -70,3 +74,4 @@ class Variant:
     probabilistic_encoder: bool = False
     generative: bool = False
     sample_prior: Callable[[ml_collections.ConfigDict, jax.Array, int], jax.Array] | None = None
+    fitted_prior: bool = False

@@ -102,6 +102,11 @@ def reconstruction_metrics(trained, data: EvalData, codes: np.ndarray, batch_siz
     return metrics
 
 
+def flat_codes(codes: np.ndarray) -> np.ndarray:
+    """[N, latent_dim] codes as they are; a grid of codes (VQ-VAE: [N, h, w, D]) as one vector per image."""
+    return codes.reshape(len(codes), -1)
+
+
 def clustering_metrics(codes: np.ndarray, test: EvalData, num_classes: int,
                        pca_test: np.ndarray | None, options: EvalOptions, stage) -> dict:
     """k-means on the codes (directly, and via UMAP: N2D), on PCA codes and on raw pixels."""
@@ -124,7 +129,7 @@ def clustering_metrics(codes: np.ndarray, test: EvalData, num_classes: int,
 def probe_metrics(trained, train: EvalData, test: EvalData, codes: np.ndarray,
                   pca: tuple[np.ndarray, np.ndarray] | None) -> dict:
     """Logistic regression on frozen codes (and on PCA codes of the same dimension)."""
-    train_codes = codes_of(trained, encode_all(trained, train.x, 1000))
+    train_codes = flat_codes(codes_of(trained, encode_all(trained, train.x, 1000)))
     metrics = {"probe_codes_accuracy": clustering.linear_probe_accuracy(
         train_codes, train.labels, codes, test.labels)}
     if pca is not None:
@@ -228,7 +233,9 @@ def evaluate_run(workdir: str, step: int | None = None, options: EvalOptions = E
                                                      options.active_unit_threshold)
             metrics.update(likelihood)
     # Cov_x of the point code: for the VAE family the active-units statistic Cov_x(E_q[z_d|x]).
-    per_dim["code_variance"] = np.var(codes.astype(np.float64), axis=0).tolist()
+    if codes.ndim == 2:  # not for a grid of codes (VQ-VAE): it would be one number per grid entry
+        per_dim["code_variance"] = np.var(codes.astype(np.float64), axis=0).tolist()
+    codes = flat_codes(codes)  # clustering and probes read each code as one vector
     if options.clustering and info.num_classes:
         pca = None
         if options.baselines and train is not None:
@@ -242,7 +249,8 @@ def evaluate_run(workdir: str, step: int | None = None, options: EvalOptions = E
             with stage("linear probe"):
                 metrics.update(probe_metrics(trained, train, test, codes, pca))
     about_samples = None
-    if variant.generative and options.num_quality_samples > 0:
+    fitted = variant.fitted_prior and trained.code_prior is not None  # a VQ-VAE once `aejax.prior` has run
+    if (variant.generative or fitted) and options.num_quality_samples > 0:
         with stage(f"sample quality ({options.num_quality_samples} samples)"):
             scores, about_samples = sample_quality.score_run(
                 trained, options.num_quality_samples, options.seed, options.feature_classifier,

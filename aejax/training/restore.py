@@ -12,7 +12,7 @@ import numpy as np
 
 from aejax import objectives
 from aejax.core.errors import DamagedCheckpointError
-from aejax.training import checkpoint
+from aejax.training import checkpoint, prior_store
 from aejax.training.state import abstract_train_state
 
 
@@ -31,13 +31,17 @@ class TrainedModel:
     decode(z): the decoder's mean image (e.g. σ(logits) for a Bernoulli p(x|z)).
     reconstruct(x): decode(the encoder's mean code).
     sample(key, n): decode(z ~ p(z)), N(0, I) unless the variant has its own prior;
-      generative variants only.
+      generative variants only; for a variant with a `fitted_prior` (VQ-VAE),
+      decode(embed(k)) of code grids k drawn from `code_prior` (attached by
+      `load` from <workdir>/prior/ once `python -m aejax.prior` has fitted it).
     """
 
-    def __init__(self, config: ml_collections.ConfigDict, params: Any, step: int | None = None):
+    def __init__(self, config: ml_collections.ConfigDict, params: Any, step: int | None = None,
+                 code_prior: prior_store.CodePrior | None = None, workdir: str | None = None):
         self.config = config
         self.params = params
         self.step = step
+        self.code_prior, self.workdir = code_prior, workdir
         self.variant = objectives.get(config.model)
         self.image_shape = tuple(config.image_shape)
         self.model = self.variant.build_model(config, self.image_shape)
@@ -64,6 +68,9 @@ class TrainedModel:
         self._code = jax.jit(code)
         self._reconstruct = jax.jit(lambda params, x: decode(params, code(params, x)))
         self._sample = jax.jit(sample, static_argnums=2)
+        if code_prior is not None:
+            self._sample_fitted = jax.jit(lambda params, prior_params, key, n: decode(params, model.apply(
+                params, code_prior.sample_indices(prior_params, key, n), method="embed")), static_argnums=3)
 
     @property
     def latent_dim(self) -> int:
@@ -83,6 +90,11 @@ class TrainedModel:
         return self._reconstruct(self.params, as_model_input(x))
 
     def sample(self, key: jax.Array, n: int):
+        if self.variant.fitted_prior:
+            if self.code_prior is None:
+                raise ValueError(f"model {self.config.model!r} samples through a prior over its codes, fitted "
+                                 f"after training: run python -m aejax.prior --workdir={self.workdir or 'WORKDIR'}")
+            return self._sample_fitted(self.params, self.code_prior.params, key, int(n))
         if not self.variant.generative:
             raise ValueError(f"model {self.config.model!r} has no prior to sample from; "
                              "sample() is for the generative (VAE-family) variants")
@@ -124,7 +136,9 @@ def load(workdir: str, step: int | None = None) -> TrainedModel:
                 f"aejax.load({workdir!r}, step={good[-1]}) (--step={good[-1]} for aejax.evaluate/inspect)"
                 if good else "no other checkpoint there verifies")
         raise DamagedCheckpointError(f"{error}; {hint}") from None
-    return TrainedModel(ml_collections.ConfigDict(meta["config"]), state.params, int(state.step))
+    config = ml_collections.ConfigDict(meta["config"])
+    code_prior = prior_store.load(workdir) if objectives.get(config.model).fitted_prior else None
+    return TrainedModel(config, state.params, int(state.step), code_prior=code_prior, workdir=workdir)
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
