@@ -11,9 +11,11 @@ from types import MappingProxyType
 
 from aejax.core.options import Option, one_of
 from aejax.core.variant import Variant
-from aejax.objectives import aae, ae, contractive, denoising, factor_vae, likelihoods, mmd, sparse, tcvae, vae
+from aejax.objectives import (aae, ae, capacity, contractive, denoising, dip_vae, factor_vae, likelihoods, mmd,
+                              sparse, tcvae, vae)
 
-FAMILIES = (ae, vae, sparse, denoising, contractive, aae, tcvae, factor_vae, mmd)
+FAMILIES = (ae, vae, sparse, denoising, contractive, aae, tcvae, factor_vae, mmd, dip_vae,
+            capacity)
 
 
 def _collect() -> MappingProxyType:
