@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 
 from aejax.core.distributions import imq_kernel, kl_divergence, mmd_unbiased, rbf_kernel
+from aejax.core.errors import ConfigError
 from aejax.core.options import Option, non_negative, number, one_of, positive, rule
 from aejax.objectives.ae import autoencoder_variant
 from aejax.objectives.likelihoods import likelihood, reconstruction_metrics
@@ -65,7 +66,7 @@ INFO_OPTIONS = {
 
 
 def imq_scales(config):
-    """C_s = 2·D·σ²·s for each s of `mmd_scales` (Tolstikhin et al. 2018, section 4)."""
+    """C_s = 2·D·σ²·s for each s of `mmd_scales` (the paper's C = 2·D·σ², summed over scales as in its code)."""
     return tuple(2.0 * config.latent_dim * PRIOR_VARIANCE * s for s in config.mmd_scales)
 
 
@@ -102,6 +103,10 @@ def info_vae_weights(config):
 
 
 def make_info_vae_loss(model, config):
+    mmd_weight = info_vae_weights(config)[1]
+    if isinstance(mmd_weight, (int, float)) and mmd_weight < 0:  # a population's traced values are not checked
+        raise ConfigError(f"config.info_alpha={config.info_alpha} with config.info_lambda={config.info_lambda} "
+                          f"weighs the MMD by α + λ − 1 = {mmd_weight:g} < 0: raise info_lambda to ≥ 1 − α")
     kernel = rbf_kernel(jnp.sqrt(config.latent_dim * config.info_rbf_scale))  # 2h² = 2·D·s
 
     def loss_fn(params, batch, key, step):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from aejax.core import distributions
+from aejax.core.errors import ConfigError
 from aejax.objectives import mmd
 
 
@@ -130,6 +131,12 @@ def test_info_vae_loss_by_hand(built, alpha, lam):
     np.testing.assert_allclose(float(metrics["mmd"]), expected_mmd, rtol=1e-3, atol=1e-5)
     np.testing.assert_allclose(float(loss), expected, rtol=1e-4)
     np.testing.assert_allclose(float(metrics["elbo"]), -np.mean(reconstruction + kl), rtol=1e-4)
+
+
+def test_info_vae_refuses_a_negative_mmd_weight(built):
+    config, model, _ = built("info_vae", info_alpha=-2.0, info_lambda=1.5)
+    with pytest.raises(ConfigError, match="α \\+ λ − 1 = -1.5 < 0"):
+        mmd.make_info_vae_loss(model, config)
 
 
 def test_info_vae_weights_reduce_to_the_vae_and_the_mmd_vae():
