@@ -22,7 +22,7 @@ class FactorSpace:
 
     ``observe`` takes integer factor indices ``[N, K]`` and returns ``N`` observations
     (images or anything ``represent`` accepts). Factors are sampled uniformly and
-    independently, which every metric below assumes.
+    independently, which every metric assumes.
     """
 
     factor_sizes: tuple[int, ...]
