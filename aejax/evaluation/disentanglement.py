@@ -1,10 +1,12 @@
-"""Supervised disentanglement metrics: BetaVAE, FactorVAE, MIG and DCI.
+"""Supervised disentanglement metrics: BetaVAE, FactorVAE, MIG, DCI, SAP, modularity and explicitness.
 
 Each metric is a pure function of a ground-truth ``FactorSpace``, a ``represent`` function
 (observations -> codes ``[N, D]``, e.g. the encoder mean) and an explicit
 ``np.random.Generator``, so it runs identically on a trained model or on synthetic codes.
 Protocols and default sample counts follow disentanglement_lib (Locatello et al. 2019);
-where we deviate it is said in the docstring.
+where we deviate it is said in the docstring. SAP, modularity and explicitness live in
+``aejax.evaluation.sap_modularity``, the factor space they all share in
+``aejax.evaluation.factor_space``; ``METRICS`` lists every metric.
 
 Observations are rendered and encoded ``chunk_size`` at a time so that the large sample
 counts (BetaVAE draws ``num_train * batch_size`` pairs) never sit in memory as images.
@@ -13,10 +15,8 @@ counts (BetaVAE draws ``num_train * batch_size`` pairs) never sit in memory as i
 from __future__ import annotations
 
 import concurrent.futures
-import dataclasses
 import inspect
 import os
-from collections.abc import Callable
 
 import numpy as np
 from scipy.stats import entropy
@@ -25,54 +25,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import mutual_info_score
 
 from aejax.core import timing
+from aejax.evaluation.factor_space import FactorSpace, Represent, discretize, encode, int_seed, sample_batches
+from aejax.evaluation.sap_modularity import modularity_explicitness, sap_score
 
-Represent = Callable[[np.ndarray], np.ndarray]
-
-
-@dataclasses.dataclass(frozen=True)
-class FactorSpace:
-    """Ground truth: independent discrete factors and the map from factor indices to observations.
-
-    ``observe`` takes integer factor indices ``[N, K]`` and returns ``N`` observations
-    (images or anything ``represent`` accepts). Factors are sampled uniformly and
-    independently, which every metric below assumes.
-    """
-
-    factor_sizes: tuple[int, ...]
-    observe: Callable[[np.ndarray], np.ndarray]
-
-    def __post_init__(self):
-        if len(self.factor_sizes) < 2 or min(self.factor_sizes) < 2:
-            raise ValueError(f"need >= 2 factors, each with >= 2 values; got {self.factor_sizes}")
-
-    @property
-    def num_factors(self) -> int:
-        return len(self.factor_sizes)
-
-    def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """Uniform random factor indices ``[n, K]``."""
-        return rng.integers(0, self.factor_sizes, size=(n, self.num_factors))
-
-
-def encode(space: FactorSpace, represent: Represent, factors: np.ndarray, *, chunk_size: int = 1024) -> np.ndarray:
-    """Codes ``[N, D]`` (float64) of the observations of ``factors``, computed in chunks."""
-    chunks = [
-        np.asarray(represent(space.observe(factors[i : i + chunk_size])), dtype=np.float64)
-        for i in range(0, len(factors), chunk_size)
-    ]
-    return np.concatenate([c.reshape(len(c), -1) for c in chunks])
-
-
-def _sample_batches(space: FactorSpace, num_points: int, batch_size: int, rng: np.random.Generator):
-    """Per point, a factor ``k`` to hold fixed and a batch of uniform factors: ``(k [P], factors [P, B, K])``."""
-    k = rng.integers(space.num_factors, size=num_points)
-    return k, space.sample_factors(num_points * batch_size, rng).reshape(num_points, batch_size, space.num_factors)
-
-
-def _int_seed(rng: np.random.Generator) -> int:
-    """A seed for sklearn estimators, drawn from (and so determined by) ``rng``."""
-    return int(rng.integers(2**31 - 1))
-
+__all__ = ["FactorSpace", "Represent", "encode", "beta_vae_score", "factor_vae_score", "mutual_info_gap",
+           "dci_disentanglement", "sap_score", "modularity_explicitness", "METRICS", "all_disentanglement_metrics"]
 
 # ----------------------------------------------------------------------------- BetaVAE
 
@@ -99,7 +56,7 @@ def beta_vae_score(
     """
 
     def features(num_points):
-        k, f1 = _sample_batches(space, num_points, batch_size, rng)
+        k, f1 = sample_batches(space, num_points, batch_size, rng)
         f2 = space.sample_factors(num_points * batch_size, rng).reshape(f1.shape)
         points = np.arange(num_points)
         f2[points, :, k] = f1[points, :, k]  # each pair shares its own value of factor k
@@ -150,7 +107,7 @@ def factor_vae_score(
         return {"factor_vae/train_accuracy": 0.0, "factor_vae/eval_accuracy": 0.0, "factor_vae/num_active_dims": 0.0}
 
     def votes(num_points):
-        k, factors = _sample_batches(space, num_points, batch_size, rng)
+        k, factors = sample_batches(space, num_points, batch_size, rng)
         points = np.arange(num_points)
         factors[points, :, k] = factors[points, :1, k]  # one value of factor k per batch
         z = encode(space, represent, factors.reshape(-1, space.num_factors), chunk_size=chunk_size)
@@ -173,15 +130,6 @@ def factor_vae_score(
 # ----------------------------------------------------------------------------- MIG
 
 
-def _discretize(codes: np.ndarray, num_bins: int) -> np.ndarray:
-    """Each code dim binned into ``num_bins`` equal-width bins over its own range."""
-    out = np.empty(codes.shape, dtype=np.int64)
-    for d, column in enumerate(codes.T):
-        edges = np.histogram_bin_edges(column, bins=num_bins)
-        out[:, d] = np.digitize(column, edges[1:-1])
-    return out
-
-
 def mutual_info_gap(
     space: FactorSpace,
     represent: Represent,
@@ -201,7 +149,7 @@ def mutual_info_gap(
     codes score slightly above 0. Needs ``D >= 2``.
     """
     factors = space.sample_factors(num_samples, rng)
-    codes = _discretize(encode(space, represent, factors, chunk_size=chunk_size), num_bins)
+    codes = discretize(encode(space, represent, factors, chunk_size=chunk_size), num_bins)
     if codes.shape[1] < 2:
         raise ValueError("MIG needs at least two code dimensions")
     mi = np.array([[mutual_info_score(v, z) for v in factors.T] for z in codes.T])  # [D, K]
@@ -272,7 +220,7 @@ def dci_disentanglement(
 
     z_train, v_train = sample(num_train)
     z_test, v_test = sample(num_test)
-    seeds = [_int_seed(rng) for _ in range(space.num_factors)]
+    seeds = [int_seed(rng) for _ in range(space.num_factors)]
 
     def fit(k: int):
         model = _importance_model(estimator, n_estimators, seeds[k]).fit(z_train, v_train[:, k])
@@ -291,19 +239,22 @@ def dci_disentanglement(
     }
 
 
-# ----------------------------------------------------------------------------- all four
+# ----------------------------------------------------------------------------- all of them
 
-METRICS = (beta_vae_score, factor_vae_score, mutual_info_gap, dci_disentanglement)
+# New metrics go at the end: each metric's generator is spawned by its position, so the
+# earlier metrics keep their numbers for a given seed.
+METRICS = (beta_vae_score, factor_vae_score, mutual_info_gap, dci_disentanglement, sap_score,
+           modularity_explicitness)
 
 
 def all_disentanglement_metrics(
     space: FactorSpace, represent: Represent, seed: int, *, per_metric: dict[str, dict] | None = None, **sizes
 ) -> dict[str, float]:
-    """All four metrics, each with its own independent generator spawned from ``seed``.
+    """All the metrics (``METRICS``), each with its own independent generator spawned from ``seed``.
 
     ``sizes`` are keyword arguments passed to every metric that accepts them (e.g.
     ``num_train=1000`` shrinks BetaVAE, FactorVAE and DCI alike; ``chunk_size`` reaches
-    all four). ``per_metric`` maps a metric's function name (``"beta_vae_score"``, ...)
+    all of them). ``per_metric`` maps a metric's function name (``"beta_vae_score"``, ...)
     to keyword arguments for that metric alone, which take precedence over ``sizes``
     (BetaVAE's ``num_train`` costs ``2 * batch_size`` observations per point, DCI's one).
     A keyword no metric accepts is an error, so typos do not pass silently.

@@ -11,9 +11,10 @@ from types import MappingProxyType
 
 from aejax.core.options import Option, one_of
 from aejax.core.variant import Variant
-from aejax.objectives import aae, ae, contractive, denoising, factor_vae, likelihoods, sparse, tcvae, vae, vq_vae
+from aejax.objectives import (aae, ae, capacity, contractive, denoising, dip_vae, factor_vae, likelihoods, mmd,
+                              sparse, tcvae, vae, vq_vae)
 
-FAMILIES = (ae, vae, sparse, denoising, contractive, aae, tcvae, factor_vae, vq_vae)
+FAMILIES = (ae, vae, sparse, denoising, contractive, aae, tcvae, factor_vae, vq_vae, mmd, dip_vae, capacity)
 
 
 def _collect() -> MappingProxyType:

@@ -35,7 +35,9 @@ DEFAULT_METRICS = ("elbo", "log_px_iw", "iw_gap", "kl", "reconstruction_nll", "r
                    "n2d_nmi", "probe_codes_accuracy",
                    # dSprites runs (aejax.disentanglement_eval)
                    "disentanglement/beta_vae/eval_accuracy", "disentanglement/factor_vae/eval_accuracy",
-                   "disentanglement/mig/score", "disentanglement/dci/disentanglement")
+                   "disentanglement/mig/score", "disentanglement/dci/disentanglement",
+                   "disentanglement/sap/score", "disentanglement/modularity/score",
+                   "disentanglement/explicitness/score")
 
 
 def _number(value: str) -> float | None:

@@ -64,6 +64,7 @@ def test_keys(scores):
         "factor_vae/train_accuracy", "factor_vae/eval_accuracy", "factor_vae/num_active_dims",
         "mig/score",
         "dci/disentanglement", "dci/completeness", "dci/informativeness", "dci/train_accuracy",
+        "sap/score", "modularity/score", "explicitness/score", "explicitness/train_score",
     }  # fmt: skip
     assert all(isinstance(v, float) for v in scores["identity"].values())
 
@@ -77,6 +78,9 @@ def test_disentangled_codes_score_maximal(scores):
     assert s["dci/disentanglement"] > 0.99
     assert s["dci/completeness"] > 0.99
     assert s["dci/informativeness"] > 0.99
+    assert s["sap/score"] > 0.3  # 1-D linear SVMs cannot pick the middle values of the ordered factors
+    assert s["modularity/score"] > 0.99
+    assert s["explicitness/score"] > 0.99
 
 
 def test_random_codes_score_chance(scores):
@@ -88,14 +92,20 @@ def test_random_codes_score_chance(scores):
     assert s["dci/completeness"] < 0.05
     chance = np.mean([1 / n for n in FACTOR_SIZES])
     assert s["dci/informativeness"] < chance + 0.05
+    assert s["sap/score"] < 0.03
+    assert abs(s["explicitness/score"] - 0.5) < 0.03
+    assert s["modularity/score"] < 0.6  # not ~0: plug-in MI biases grow with a factor's number of values
 
 
 def test_mixed_codes_score_in_between(scores):
     for key in ("mig/score", "dci/disentanglement", "dci/completeness"):
         assert scores["random"][key] + 0.2 < scores["mixed"][key] < scores["identity"][key] - 0.1, key
+    # SAP (1-D linear SVMs): identity 0.33, rotated 0.15, random 0.00 with these sizes.
+    assert scores["random"]["sap/score"] + 0.1 < scores["mixed"]["sap/score"] < scores["identity"]["sap/score"] - 0.1
     # A rotation loses nothing: factors stay decodable, and BetaVAE is blind to rotations.
     assert scores["mixed"]["dci/informativeness"] > 0.95
     assert scores["mixed"]["beta_vae/eval_accuracy"] > 0.95
+    assert scores["mixed"]["explicitness/score"] > 0.99
 
 
 def test_same_seed_same_numbers(scores):

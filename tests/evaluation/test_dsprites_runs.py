@@ -25,6 +25,8 @@ TINY_SIZES = dict(
     factor_vae_score=dict(batch_size=16, num_train=60, num_eval=40, num_variance_estimate=500),
     mutual_info_gap=dict(num_samples=1_000),
     dci_disentanglement=dict(num_train=500, num_test=200, n_estimators=10),
+    sap_score=dict(num_train=500, num_test=200),
+    modularity_explicitness=dict(num_train=500, num_test=200),
 )
 
 
@@ -71,7 +73,8 @@ def test_training_lowers_the_loss_and_reports_the_decomposition(request, name):
 def test_a_trained_run_is_scored_on_the_factors(factor_vae_run):
     workdir, _ = factor_vae_run  # the VAE sits inside a bigger params tree: code() must still find it
     scores = disentanglement_eval.disentanglement_metrics(aejax.load(workdir), seed=0, **TINY_SIZES)
-    assert {k.split("/")[1] for k in scores} == {"beta_vae", "factor_vae", "mig", "dci"}
+    assert {k.split("/")[1] for k in scores} == {"beta_vae", "factor_vae", "mig", "dci", "sap",
+                                                   "modularity", "explicitness"}
     assert all(k.startswith("disentanglement/") and np.isfinite(v) for k, v in scores.items())
     assert 0.0 <= scores["disentanglement/mig/score"] <= 1.0
 
@@ -175,5 +178,6 @@ def test_evaluate_adds_the_disentanglement_metrics_on_the_declared_split(tcvae_r
     report = evaluation.evaluate_run(workdir, options=evaluation.EvalOptions(
         num_importance_samples=2, clustering=False))
     assert report["split"] == "train" and report["num_examples"] == data.eval_split_of("dsprites_small")[1]
-    for name in ("beta_vae/eval_accuracy", "factor_vae/eval_accuracy", "mig/score", "dci/disentanglement"):
+    for name in ("beta_vae/eval_accuracy", "factor_vae/eval_accuracy", "mig/score", "dci/disentanglement",
+                 "sap/score", "modularity/score", "explicitness/score"):
         assert 0.0 <= report["metrics"][f"disentanglement/{name}"] <= 1.0

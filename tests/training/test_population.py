@@ -128,7 +128,9 @@ def test_dsprites_population_evaluates_like_separate_runs(tmp_path, monkeypatch)
         "beta_vae_score": dict(batch_size=16, num_train=100, num_eval=50),
         "factor_vae_score": dict(batch_size=16, num_train=100, num_eval=50, num_variance_estimate=1000),
         "mutual_info_gap": dict(num_samples=2000),
-        "dci_disentanglement": dict(num_train=1000, num_test=500, n_estimators=20)})
+        "dci_disentanglement": dict(num_train=1000, num_test=500, n_estimators=20),
+        "sap_score": dict(num_train=1000, num_test=500),
+        "modularity_explicitness": dict(num_train=1000, num_test=500)})
     configs = []
     for beta in (1.0, 4.0):
         config = beta_vae_dsprites.get_config("smoke")
@@ -143,8 +145,10 @@ def test_dsprites_population_evaluates_like_separate_runs(tmp_path, monkeypatch)
         assert set(report["metrics"]) == set(alone["metrics"])
         assert any(k.startswith("disentanglement/") for k in report["metrics"])
         for name, value in alone["metrics"].items():
-            # Boosted trees turn last-bit differences of the codes into small ones of their importances.
-            tolerance = 3e-3 if name.startswith("disentanglement/dci") else 1e-4
+            # Boosted trees turn last-bit differences of the codes into small ones of their importances;
+            # an SVM or logistic regression may flip a prediction or two.
+            tolerance = 3e-3 if name.startswith(("disentanglement/dci", "disentanglement/sap",
+                                                  "disentanglement/explicitness")) else 1e-4
             assert report["metrics"][name] == pytest.approx(value, rel=1e-4, abs=tolerance), name
         assert json.load(open(os.path.join(workdir, "eval.json")))["metrics"] == report["metrics"]
 
