@@ -125,27 +125,32 @@ def estimate_in_batches(estimate, x: np.ndarray, *, num_samples: int, batch_size
     return per_example
 
 
-def likelihood_estimates(trained, x: np.ndarray, *, num_samples: int, samples_per_chunk: int, batch_size: int,
-                         seed: int) -> dict[str, np.ndarray]:
-    """{"log_px", "elbo", "reconstruction"} per example of `x`, by importance sampling q(z | x).
+def variant_estimates(model, variant, config, params: Any, x: jax.Array, key: jax.Array, num_samples: int,
+                      samples_per_chunk: int) -> dict[str, jax.Array]:
+    """{"log_px", "elbo", "reconstruction"} [B] of one batch, by importance sampling q(z | x). Jit-able.
 
     A variant with its own `importance_log_weights` (another prior or
     posterior) supplies the log-weights of each chunk; its estimates also carry
     "kl", the Monte Carlo E_q[log q(z | x) − log p(z)] = −elbo − reconstruction.
     """
+    if variant.importance_log_weights is not None:
+        out = chunked_importance_estimates(
+            key, lambda chunk_key, chunk: variant.importance_log_weights(model, config, params, x, chunk_key, chunk),
+            num_samples, x.shape[0], jnp.float32, samples_per_chunk)
+        return {**out, "kl": -out["elbo"] - out["reconstruction"]}
+    mean, logvar = model.apply(params, x, method="encode")
+    log_prob = model_decoder_log_prob(model, variant, config, params)
+    return importance_weighted_log_likelihood(key, x, mean, logvar, log_prob, num_samples, samples_per_chunk)
+
+
+def likelihood_estimates(trained, x: np.ndarray, *, num_samples: int, samples_per_chunk: int, batch_size: int,
+                         seed: int) -> dict[str, np.ndarray]:
+    """{"log_px", "elbo", "reconstruction"} (and a variant's own "kl") per example of `x`."""
     model, variant, config = trained.model, trained.variant, trained.config
 
     @jax.jit
     def estimate(params, x, key):
-        if variant.importance_log_weights is not None:
-            out = chunked_importance_estimates(
-                key, lambda chunk_key, chunk: variant.importance_log_weights(model, config, params, x, chunk_key,
-                                                                             chunk),
-                num_samples, x.shape[0], jnp.float32, samples_per_chunk)
-            return {**out, "kl": -out["elbo"] - out["reconstruction"]}
-        mean, logvar = model.apply(params, x, method="encode")
-        log_prob = model_decoder_log_prob(model, variant, config, params)
-        return importance_weighted_log_likelihood(key, x, mean, logvar, log_prob, num_samples, samples_per_chunk)
+        return variant_estimates(model, variant, config, params, x, key, num_samples, samples_per_chunk)
 
     return estimate_in_batches(lambda batch, key: estimate(trained.params, batch, key), x,
                                num_samples=num_samples, batch_size=batch_size, seed=seed)
