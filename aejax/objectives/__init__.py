@@ -12,9 +12,9 @@ from types import MappingProxyType
 from aejax.core.options import Option, one_of
 from aejax.core.variant import Variant
 from aejax.objectives import (aae, ae, contractive, denoising, factor_vae, likelihoods, sparse, tcvae, vae,
-                              iaf_vae, vamp_prior)
+                              hvae, iaf_vae, vamp_prior)
 
-FAMILIES = (ae, vae, sparse, denoising, contractive, aae, tcvae, factor_vae, vamp_prior, iaf_vae)
+FAMILIES = (ae, vae, sparse, denoising, contractive, aae, tcvae, factor_vae, vamp_prior, iaf_vae, hvae)
 
 
 def _collect() -> MappingProxyType:
