@@ -8,6 +8,7 @@ from scipy.stats import norm
 
 import aejax
 from aejax.core.errors import ConfigError
+from aejax.evaluation.evaluate_run import EvalOptions, evaluate_run
 from aejax.evaluation.likelihood import likelihood_estimates
 from aejax.objectives import hvae
 from aejax.training.config import validate
@@ -55,6 +56,12 @@ def test_iw_estimate_is_above_the_elbo_and_rises_with_k(built, tmp_path):
     assert np.all(many["log_px"] >= many["elbo"] - 1e-4)
     assert np.mean(many["log_px"]) > np.mean(many["elbo"]) + 0.1
     assert np.mean(many["log_px"]) > np.mean(estimates[1]["log_px"])
+    # The evaluation report: the rate is the Monte Carlo KL of both layers (no per-dimension split).
+    report = evaluate_run(str(tmp_path), options=EvalOptions(num_importance_samples=8, samples_per_chunk=4,
+                                                             clustering=False, num_quality_samples=0))
+    metrics = report["metrics"]
+    assert metrics["log_px_iw"] >= metrics["elbo"] and "kl" not in report["per_dim"]
+    assert metrics["elbo"] == pytest.approx(-(metrics["reconstruction_nll"] + metrics["kl"]), rel=1e-5)
 
 
 def test_iw_training_bound_and_its_option_check():
