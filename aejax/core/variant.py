@@ -61,6 +61,15 @@ class Variant:
         PixelCNN over a VQ-VAE's code grid, `python -m aejax.prior`); `sample`
         decodes the model's `embed` of its draws, and says how to fit it when
         the workdir has none yet.
+      sample_learned_prior: optional (model, config, params, key, n) -> n codes
+        z ~ p(z), for a prior with learned parameters (VampPrior's
+        pseudo-inputs, a hierarchy's p(z1 | z2)); used before `sample_prior`.
+      importance_log_weights: optional (model, config, params, x, key, K) ->
+        (log w [K, B], log p(x | z) [K, B]) with log w = log p(x, z) − log q(z | x)
+        at K fresh z ~ q(z | x), for a variant whose prior is not N(0, I) or
+        whose posterior is not one diagonal Gaussian; the importance-weighted
+        log p(x) (aejax.evaluation.likelihood) calls it chunk by chunk.
+        Default: q = N(encode(x)), p(z) = N(0, I).
     """
     name: str
     build_model: Callable[[ml_collections.ConfigDict, tuple[int, ...]], nn.Module]
@@ -75,3 +84,5 @@ class Variant:
     generative: bool = False
     sample_prior: Callable[[ml_collections.ConfigDict, jax.Array, int], jax.Array] | None = None
     fitted_prior: bool = False
+    sample_learned_prior: Callable[..., jax.Array] | None = None
+    importance_log_weights: Callable[..., tuple[jax.Array, jax.Array]] | None = None

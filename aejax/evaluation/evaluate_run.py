@@ -50,7 +50,7 @@ METRICS = {
     "bpd_elbo": "−ELBO in bits/dim",
     "bpd_iw": "−log p(x) estimate in bits/dim",
     "reconstruction_nll": "E_q[−log p(x|z)], nats/image (distortion)",
-    "kl": "KL(q(z|x) ‖ N(0,I)), nats/image (rate)",
+    "kl": "KL(q(z|x) ‖ p(z)), nats/image (rate; Monte Carlo for a variant with its own prior or posterior)",
     "active_units": "latent dims with Cov_x(E_q[z_d|x]) > threshold",
     "kmeans_codes_accuracy": "k-means on codes: accuracy (Hungarian)",
     "kmeans_codes_nmi": "k-means on codes: NMI",

@@ -12,7 +12,9 @@ dimensions). K may be thousands, so the samples are drawn in chunks and the
 logsumexp is accumulated chunk by chunk: memory is bounded by
 `samples_per_chunk × batch` decoder outputs, whatever K is. The prior is
 p(z) = N(0, I) and q(z | x) a diagonal Gaussian, as for every variant with
-`probabilistic_encoder`.
+`probabilistic_encoder`, unless the variant supplies its own log-weights
+(`Variant.importance_log_weights`: a VampPrior, a flow posterior, a hierarchy),
+which are then accumulated in the same chunks.
 """
 from __future__ import annotations
 
@@ -31,11 +33,44 @@ from aejax.training.progress import Progress
 DecoderLogProb = Callable[[jax.Array, jax.Array], jax.Array]
 
 
+# (key, S) -> (log w [S, B], log p(x | z) [S, B]) of S fresh samples z ~ q(z | x) drawn with `key`.
+LogWeights = Callable[[jax.Array, int], tuple[jax.Array, jax.Array]]
+
+
+def chunked_importance_estimates(key: jax.Array, log_weights: LogWeights, num_samples: int, batch: int,
+                                 dtype=jnp.float32, samples_per_chunk: int = 100) -> dict[str, jax.Array]:
+    """{"log_px", "elbo", "reconstruction"} [B] from `num_samples` log-weights drawn in chunks.
+
+    Chunk c calls `log_weights(fold_in(key, c), chunk)`, so memory is bounded by
+    one chunk whatever K is, and the first samples are the same for every K.
+    The logsumexp is accumulated chunk by chunk; the last chunk's overhang is
+    masked out. Jit-able; `num_samples` and `samples_per_chunk` are static.
+    """
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be ≥ 1, got {num_samples}")
+    chunk = min(samples_per_chunk, num_samples)
+    num_chunks = -(-num_samples // chunk)
+
+    def body(carry, c):
+        lse, sum_log_w, sum_log_px_z = carry
+        log_w, log_px_z = log_weights(jax.random.fold_in(key, c), chunk)
+        valid = (c * chunk + jnp.arange(chunk) < num_samples)[:, None]        # the last chunk may overhang
+        lse = jnp.logaddexp(lse, jax.nn.logsumexp(jnp.where(valid, log_w, -jnp.inf), axis=0))
+        return (lse, sum_log_w + jnp.sum(jnp.where(valid, log_w, 0.0), axis=0),
+                sum_log_px_z + jnp.sum(jnp.where(valid, log_px_z, 0.0), axis=0)), None
+
+    init = (jnp.full((batch,), -jnp.inf, dtype), jnp.zeros((batch,), dtype), jnp.zeros((batch,), dtype))
+    (lse, sum_log_w, sum_log_px_z), _ = jax.lax.scan(body, init, jnp.arange(num_chunks))
+    return {"log_px": lse - math.log(num_samples),
+            "elbo": sum_log_w / num_samples,
+            "reconstruction": -sum_log_px_z / num_samples}
+
+
 def importance_weighted_log_likelihood(
         key: jax.Array, x: jax.Array, mean: jax.Array, logvar: jax.Array,
         decoder_log_prob: DecoderLogProb, num_samples: int,
         samples_per_chunk: int = 100) -> dict[str, jax.Array]:
-    """Per-example estimates from `num_samples` draws of q(z | x) = N(mean, exp(logvar)).
+    """Per-example estimates from `num_samples` draws of q(z | x) = N(mean, exp(logvar)), p(z) = N(0, I).
 
     Returns {"log_px": the K-sample importance-weighted estimate of log p(x),
     "elbo": the mean log weight of the same samples (so log_px ≥ elbo for
@@ -44,30 +79,16 @@ def importance_weighted_log_likelihood(
     K (a larger K only adds samples). Jit-able; `num_samples` and
     `samples_per_chunk` are static.
     """
-    if num_samples < 1:
-        raise ValueError(f"num_samples must be ≥ 1, got {num_samples}")
-    chunk = min(samples_per_chunk, num_samples)
-    num_chunks = -(-num_samples // chunk)
-    batch = mean.shape[0]
+    batch, chunk = mean.shape[0], min(samples_per_chunk, num_samples)
     x_tiled = jnp.broadcast_to(x[None], (chunk, *x.shape)).reshape(chunk * batch, *x.shape[1:])
 
-    def body(carry, c):
-        lse, sum_log_w, sum_log_px_z = carry
-        eps = jax.random.normal(jax.random.fold_in(key, c), (chunk, *mean.shape), mean.dtype)
+    def log_weights(chunk_key, chunk):
+        eps = jax.random.normal(chunk_key, (chunk, *mean.shape), mean.dtype)
         z = mean + jnp.exp(0.5 * logvar) * eps                               # [S, B, latent]
         log_px_z = decoder_log_prob(z.reshape(chunk * batch, -1), x_tiled).reshape(chunk, batch)
-        log_w = log_px_z + standard_normal_log_prob(z) - diagonal_gaussian_log_prob(z, mean, logvar)
-        valid = (c * chunk + jnp.arange(chunk) < num_samples)[:, None]        # the last chunk may overhang
-        lse = jnp.logaddexp(lse, jax.nn.logsumexp(jnp.where(valid, log_w, -jnp.inf), axis=0))
-        return (lse, sum_log_w + jnp.sum(jnp.where(valid, log_w, 0.0), axis=0),
-                sum_log_px_z + jnp.sum(jnp.where(valid, log_px_z, 0.0), axis=0)), None
+        return log_px_z + standard_normal_log_prob(z) - diagonal_gaussian_log_prob(z, mean, logvar), log_px_z
 
-    init = (jnp.full((batch,), -jnp.inf, mean.dtype), jnp.zeros((batch,), mean.dtype),
-            jnp.zeros((batch,), mean.dtype))
-    (lse, sum_log_w, sum_log_px_z), _ = jax.lax.scan(body, init, jnp.arange(num_chunks))
-    return {"log_px": lse - math.log(num_samples),
-            "elbo": sum_log_w / num_samples,
-            "reconstruction": -sum_log_px_z / num_samples}
+    return chunked_importance_estimates(key, log_weights, num_samples, batch, mean.dtype, samples_per_chunk)
 
 
 def model_decoder_log_prob(model, variant, config, params: Any) -> DecoderLogProb:
@@ -104,16 +125,32 @@ def estimate_in_batches(estimate, x: np.ndarray, *, num_samples: int, batch_size
     return per_example
 
 
+def variant_estimates(model, variant, config, params: Any, x: jax.Array, key: jax.Array, num_samples: int,
+                      samples_per_chunk: int) -> dict[str, jax.Array]:
+    """{"log_px", "elbo", "reconstruction"} [B] of one batch, by importance sampling q(z | x). Jit-able.
+
+    A variant with its own `importance_log_weights` (another prior or
+    posterior) supplies the log-weights of each chunk; its estimates also carry
+    "kl", the Monte Carlo E_q[log q(z | x) − log p(z)] = −elbo − reconstruction.
+    """
+    if variant.importance_log_weights is not None:
+        out = chunked_importance_estimates(
+            key, lambda chunk_key, chunk: variant.importance_log_weights(model, config, params, x, chunk_key, chunk),
+            num_samples, x.shape[0], jnp.float32, samples_per_chunk)
+        return {**out, "kl": -out["elbo"] - out["reconstruction"]}
+    mean, logvar = model.apply(params, x, method="encode")
+    log_prob = model_decoder_log_prob(model, variant, config, params)
+    return importance_weighted_log_likelihood(key, x, mean, logvar, log_prob, num_samples, samples_per_chunk)
+
+
 def likelihood_estimates(trained, x: np.ndarray, *, num_samples: int, samples_per_chunk: int, batch_size: int,
                          seed: int) -> dict[str, np.ndarray]:
-    """{"log_px", "elbo", "reconstruction"} per example of `x`, by importance sampling q(z | x)."""
+    """{"log_px", "elbo", "reconstruction"} (and a variant's own "kl") per example of `x`."""
     model, variant, config = trained.model, trained.variant, trained.config
 
     @jax.jit
     def estimate(params, x, key):
-        mean, logvar = model.apply(params, x, method="encode")
-        log_prob = model_decoder_log_prob(model, variant, config, params)
-        return importance_weighted_log_likelihood(key, x, mean, logvar, log_prob, num_samples, samples_per_chunk)
+        return variant_estimates(model, variant, config, params, x, key, num_samples, samples_per_chunk)
 
     return estimate_in_batches(lambda batch, key: estimate(trained.params, batch, key), x,
                                num_samples=num_samples, batch_size=batch_size, seed=seed)
@@ -122,14 +159,20 @@ def likelihood_estimates(trained, x: np.ndarray, *, num_samples: int, samples_pe
 def likelihood_summary(per_example: dict[str, np.ndarray], encoded, image_shape: tuple[int, ...],
                        active_unit_threshold: float) -> tuple[dict, dict]:
     """ELBO, importance-weighted log p(x), KL (total and per dim) and active units, from the per-example
-    estimates and the encoder's (mean, logvar)."""
+    estimates and the encoder's (mean, logvar).
+
+    With a Monte Carlo "kl" in the estimates (a variant's own prior or
+    posterior) that is the KL reported, and there is no per-dimension split.
+    """
     mean, logvar = encoded
     kl_per_dim = np.mean(np.asarray(kl_divergence(jnp.asarray(mean), jnp.asarray(logvar))), axis=0)
+    own_kl = "kl" in per_example
     num_dims = int(np.prod(image_shape))
     elbo, log_px = float(np.mean(per_example["elbo"])), float(np.mean(per_example["log_px"]))
     count, _ = active_units(mean, active_unit_threshold)
     metrics = {"elbo": elbo, "log_px_iw": log_px, "iw_gap": log_px - elbo,
                "bpd_elbo": bits_per_dim(elbo, num_dims), "bpd_iw": bits_per_dim(log_px, num_dims),
                "reconstruction_nll": float(np.mean(per_example["reconstruction"])),
-               "kl": float(np.sum(kl_per_dim)), "active_units": count}
-    return metrics, {"kl": kl_per_dim.tolist()}
+               "kl": float(np.mean(per_example["kl"])) if own_kl else float(np.sum(kl_per_dim)),
+               "active_units": count}
+    return metrics, {} if own_kl else {"kl": kl_per_dim.tolist()}

@@ -28,7 +28,7 @@ from aejax.core.batching import map_batches
 from aejax.evaluation import factor_scores
 from aejax.evaluation.evaluate_run import EvalOptions, Precomputed, evaluate_run, write_report
 from aejax.evaluation.inputs import evaluation_split, load_eval_data
-from aejax.evaluation.likelihood import estimate_in_batches, importance_weighted_log_likelihood, model_decoder_log_prob
+from aejax.evaluation.likelihood import estimate_in_batches, variant_estimates
 from aejax.training.population import member_model, member_values, split_into_populations, stack, varying_keys
 from aejax.training.restore import as_model_input, load
 
@@ -62,10 +62,8 @@ def population_likelihood_estimates(models, x: np.ndarray, options: EvalOptions)
 
     def estimate(member_params, member_vals, batch, key):
         variant, model, _, member_config = member_model(base, member_vals)
-        mean, logvar = model.apply(member_params, batch, method="encode")
-        log_prob = model_decoder_log_prob(model, variant, member_config, member_params)
-        return importance_weighted_log_likelihood(key, batch, mean, logvar, log_prob, options.num_importance_samples,
-                                                  options.samples_per_chunk)
+        return variant_estimates(model, variant, member_config, member_params, batch, key,
+                                 options.num_importance_samples, options.samples_per_chunk)
 
     vmapped = jax.jit(over_members(estimate, num_shared=2))
     per_example = estimate_in_batches(lambda batch, key: _members_axis_last(vmapped(params, values, batch, key)), x,

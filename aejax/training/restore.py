@@ -30,10 +30,11 @@ class TrainedModel:
     encode(x): (mean, logvar) for the VAE family, the code z otherwise.
     decode(z): the decoder's mean image (e.g. σ(logits) for a Bernoulli p(x|z)).
     reconstruct(x): decode(the encoder's mean code).
-    sample(key, n): decode(z ~ p(z)), N(0, I) unless the variant has its own prior;
-      generative variants only; for a variant with a `fitted_prior` (VQ-VAE),
-      decode(embed(k)) of code grids k drawn from `code_prior` (attached by
-      `load` from <workdir>/prior/ once `python -m aejax.prior` has fitted it).
+    sample(key, n): decode(z ~ p(z)), N(0, I) unless the variant has its own prior
+      (fixed, or learned: then drawn with the params); generative variants only;
+      for a variant with a `fitted_prior` (VQ-VAE), decode(embed(k)) of code grids
+      k drawn from `code_prior` (attached by `load` from <workdir>/prior/ once
+      `python -m aejax.prior` has fitted it).
     """
 
     def __init__(self, config: ml_collections.ConfigDict, params: Any, step: int | None = None,
@@ -59,6 +60,8 @@ class TrainedModel:
             return encoded[0] if variant.probabilistic_encoder else encoded
 
         def sample(params, key, n):
+            if variant.sample_learned_prior is not None:
+                return decode(params, variant.sample_learned_prior(model, config, params, key, n))
             if variant.sample_prior is not None:
                 return decode(params, variant.sample_prior(config, key, n))
             return decode(params, jax.random.normal(key, (n, config.latent_dim)))

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from aejax.evaluation.likelihood import active_units, bits_per_dim, importance_weighted_log_likelihood
+from aejax.evaluation.likelihood import (active_units, bits_per_dim, chunked_importance_estimates,
+                                         importance_weighted_log_likelihood)
 
 SIGMA = 0.5
 
@@ -119,6 +120,30 @@ def test_chunking_only_bounds_memory():
     a = estimate(w, b, x, mean, q_var, 3000, samples_per_chunk=1000)
     c = estimate(w, b, x, mean, q_var, 3000, samples_per_chunk=30, seed=1)
     np.testing.assert_allclose(np.mean(a["log_px"]), np.mean(c["log_px"]), atol=0.01)
+
+
+def test_a_variants_own_log_weights_are_chunked_like_the_default():
+    # The hook path (Variant.importance_log_weights): log-weights of the linear Gaussian model
+    # under its exact, full-covariance posterior (not a diagonal Gaussian), written here with
+    # numpy's Cholesky factor: every weight is p(x), so any K in any chunks gives the closed form.
+    w, b = linear_gaussian(seed=6, latent=3, observed=5, orthogonal=False)
+    x = data(w, b, 12)
+    cov = np.linalg.inv(np.eye(3) + w.T @ w / SIGMA ** 2)
+    mean = (x - b) @ w @ cov / SIGMA ** 2
+    chol, log_det = np.linalg.cholesky(cov), np.linalg.slogdet(cov)[1]
+    log_px_z = decoder_log_prob(w, b)
+
+    def log_weights(key, chunk):
+        eps = jax.random.normal(key, (chunk, *mean.shape))
+        z = jnp.asarray(mean, jnp.float32) + eps @ jnp.asarray(chol.T, jnp.float32)
+        log_q = jnp.sum(-0.5 * (np.log(2 * np.pi) + eps ** 2), -1) - 0.5 * log_det
+        log_prior = jnp.sum(-0.5 * (np.log(2 * np.pi) + z ** 2), -1)
+        log_lik = log_px_z(z.reshape(-1, 3), jnp.tile(jnp.asarray(x, jnp.float32), (chunk, 1))).reshape(chunk, -1)
+        return log_lik + log_prior - log_q, log_lik
+
+    out = chunked_importance_estimates(jax.random.PRNGKey(0), log_weights, 20, len(x), samples_per_chunk=7)
+    np.testing.assert_allclose(out["log_px"], exact_log_px(w, b, x), atol=5e-4)
+    np.testing.assert_allclose(out["elbo"], exact_log_px(w, b, x), atol=5e-4)
 
 
 def test_active_units_and_bits_per_dim_by_hand():
