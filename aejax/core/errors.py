@@ -63,3 +63,7 @@ class Interrupted(UserError):
         super().__init__(message)
         self.signal_number = signal_number
         self.exit_status = 128 + signal_number
+
+
+class NoPriorError(UserError, ValueError):
+    """Sampling a deterministic autoencoder before an ex-post prior was fitted to its codes."""

@@ -57,6 +57,8 @@ class Variant:
       generative: there is a prior p(z) to sample from.
       sample_prior: optional (config, key, n) -> n codes z ~ p(z); default
         N(0, I).
+      conditional: the model's `encode`/`decode` also take the int class
+        labels [B] (after the image or code), and the loss reads batch["label"].
     """
     name: str
     build_model: Callable[[ml_collections.ConfigDict, tuple[int, ...]], nn.Module]
@@ -70,3 +72,4 @@ class Variant:
     probabilistic_encoder: bool = False
     generative: bool = False
     sample_prior: Callable[[ml_collections.ConfigDict, jax.Array, int], jax.Array] | None = None
+    conditional: bool = False

@@ -11,9 +11,10 @@ from types import MappingProxyType
 
 from aejax.core.options import Option, one_of
 from aejax.core.variant import Variant
-from aejax.objectives import aae, ae, contractive, denoising, factor_vae, likelihoods, sparse, tcvae, vae
+from aejax.objectives import (aae, ae, contractive, cvae, denoising, factor_vae, likelihoods, rae, sparse, tcvae,
+                              vae)
 
-FAMILIES = (ae, vae, sparse, denoising, contractive, aae, tcvae, factor_vae)
+FAMILIES = (ae, vae, sparse, denoising, contractive, aae, tcvae, factor_vae, rae, cvae)
 
 
 def _collect() -> MappingProxyType:
