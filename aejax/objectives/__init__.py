@@ -11,10 +11,10 @@ from types import MappingProxyType
 
 from aejax.core.options import Option, one_of
 from aejax.core.variant import Variant
-from aejax.objectives import (aae, ae, contractive, cvae, denoising, factor_vae, likelihoods, rae, sparse, tcvae,
-                              vae)
+from aejax.objectives import (aae, ae, contractive, cvae, denoising, factor_vae, gumbel_vae, likelihoods, rae, sparse,
+                              tcvae, vae)
 
-FAMILIES = (ae, vae, sparse, denoising, contractive, aae, tcvae, factor_vae, rae, cvae)
+FAMILIES = (ae, vae, sparse, denoising, contractive, aae, tcvae, factor_vae, rae, cvae, gumbel_vae)
 
 
 def _collect() -> MappingProxyType:
