@@ -87,3 +87,13 @@ def test_cvae_trains_on_labelled_batches_samples_by_class_and_draws_a_class_grid
     assert {f.filename for f in shown} == {"reconstructions.png", "class_samples.png"}
     assert (tmp_path / "inspect" / "class_samples.png").exists() and (tmp_path / "inspect" / "index.html").exists()
 
+
+
+def test_a_conv_cvae_sees_the_label_as_constant_channels(built):
+    config, model, params = built("cvae", architecture="conv")
+    assert params["params"]["encoder"]["trunk"]["conv_0"]["kernel"].shape[-2] == 1 + 10  # grey + a plane per class
+    x = jnp.asarray(np.random.default_rng(0).random((2, *SHAPE)), jnp.float32)
+    a = model.apply(params, x, jnp.asarray([1, 1]), method="encode")[0]
+    b = model.apply(params, x, jnp.asarray([1, 8]), method="encode")[0]
+    np.testing.assert_allclose(a[0], b[0], rtol=1e-6)
+    assert not np.allclose(a[1], b[1])
