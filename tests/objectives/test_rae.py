@@ -1,4 +1,8 @@
 """RAE (Ghosh et al. 2020) and its ex-post Gaussian-mixture prior, against numpy, finite differences, sklearn."""
+import os
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,9 +13,10 @@ from sklearn.mixture import GaussianMixture as SklearnMixture
 import aejax
 from aejax import objectives
 from aejax.core import gaussian_mixture
-from aejax.core.errors import NoPriorError
+from aejax.core.errors import ConfigError, NoPriorError
 from aejax.evaluation import ex_post_density
 from aejax.objectives import rae
+from aejax.training import config as run_config
 from aejax.training.loop import train_and_evaluate
 
 SHAPE = (8, 8, 1)
@@ -142,11 +147,32 @@ def test_fit_prior_saves_a_mixture_that_load_samples_from(tmp_path):
     samples = np.asarray(model.sample(jax.random.PRNGKey(0), 5))
     assert samples.shape == (5, 8, 8, 1) and np.all((samples >= 0) & (samples <= 1))
     np.testing.assert_array_equal(samples, np.asarray(model.sample(jax.random.PRNGKey(0), 5)))
-    assert not any(name.startswith(".gmm") for name in __import__("os").listdir(f"{workdir}/prior"))
+    assert not any(name.startswith(".gmm") for name in os.listdir(f"{workdir}/prior"))
 
 
 def test_fit_prior_refuses_a_model_with_its_own_prior(tmp_path):
     import experiments.vae as experiment
     train_and_evaluate(experiment.get_config("smoke"), str(tmp_path))
-    with pytest.raises(aejax.core.errors.ConfigError, match="has its own prior"):
+    with pytest.raises(ConfigError, match="has its own prior"):
         ex_post_density.fit_prior(str(tmp_path), 2)
+
+
+def test_bad_rae_and_gumbel_options_are_refused_in_one_line():
+    import experiments.gumbel_vae as gumbel
+    import experiments.rae as experiment
+    config = experiment.get_config("smoke")
+    config.rae_regularizer = "l1"
+    with pytest.raises(ConfigError, match=r"^config.rae_regularizer='l1' is not allowed: use one of l2, gp$"):
+        run_config.validate(config)
+    config = gumbel.get_config("smoke")
+    config.gumbel_min_temperature = 0.0
+    with pytest.raises(ConfigError, match=r"^config.gumbel_min_temperature=0.0 is not allowed: use a positive number$"):
+        run_config.validate(config)
+
+
+def test_fit_prior_command_reports_a_missing_run_in_one_line(tmp_path):
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    result = subprocess.run([sys.executable, "-m", "aejax.fit_prior", f"--workdir={tmp_path}", "--components=3"],
+                            cwd=repo, env={**os.environ, "JAX_PLATFORMS": "cpu"}, capture_output=True, text=True)
+    assert result.returncode == 2 and "has no checkpoints/ directory" in result.stderr
+    assert "Traceback" not in result.stderr
