@@ -176,3 +176,13 @@ def test_fit_prior_command_reports_a_missing_run_in_one_line(tmp_path):
                             cwd=repo, env={**os.environ, "JAX_PLATFORMS": "cpu"}, capture_output=True, text=True)
     assert result.returncode == 2 and "has no checkpoints/ directory" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_gradient_penalty_rae_trains_with_a_falling_loss(tmp_path):
+    import experiments.rae as experiment
+    from aejax.training.writers import read_metrics
+    config = experiment.get_config("smoke")
+    config.rae_regularizer, config.rae_regularizer_weight = "gp", 0.1
+    final = train_and_evaluate(config, str(tmp_path))
+    losses = [r["train/loss"] for r in read_metrics(str(tmp_path)) if "train/loss" in r]
+    assert losses[-1] < losses[0] and np.isfinite(final["decoder_regularizer"]) and final["decoder_regularizer"] > 0
