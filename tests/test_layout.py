@@ -9,7 +9,7 @@ ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
 # A package may import itself and the packages before it, never one after it.
 LAYERS = ("core", "data", "models", "objectives", "figures", "training", "evaluation", "studies")
 COMMAND_MODULES = ("main", "evaluate", "inspect", "disentanglement_eval", "sweep", "sweep_summary", "bench",
-                   "pretrain", "linear_vs_pca", "n2d", "prior")
+                   "pretrain", "linear_vs_pca", "n2d", "prior", "fit_prior")
 
 
 def _modules() -> dict[str, str]:

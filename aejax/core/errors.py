@@ -63,3 +63,7 @@ class Interrupted(UserError):
         super().__init__(message)
         self.signal_number = signal_number
         self.exit_status = 128 + signal_number
+
+
+class NoPriorError(UserError, ValueError):
+    """Sampling a model whose prior is fitted after training (fit_prior, aejax.prior) before it was fitted."""

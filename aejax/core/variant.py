@@ -57,7 +57,7 @@ class Variant:
       generative: there is a prior p(z) to sample from.
       sample_prior: optional (config, key, n) -> n codes z ~ p(z); default
         N(0, I).
-      fitted_prior: p(z) is learned after training, on the frozen codes (the
+      grid_prior: p(z) is learned after training, on the frozen codes (the
         PixelCNN over a VQ-VAE's code grid, `python -m aejax.prior`); `sample`
         decodes the model's `embed` of its draws, and says how to fit it when
         the workdir has none yet.
@@ -70,6 +70,8 @@ class Variant:
         whose posterior is not one diagonal Gaussian; the importance-weighted
         log p(x) (aejax.evaluation.likelihood) calls it chunk by chunk.
         Default: q = N(encode(x)), p(z) = N(0, I).
+      conditional: the model's `encode`/`decode` also take the int class
+        labels [B] (after the image or code), and the loss reads batch["label"].
     """
     name: str
     build_model: Callable[[ml_collections.ConfigDict, tuple[int, ...]], nn.Module]
@@ -83,6 +85,7 @@ class Variant:
     probabilistic_encoder: bool = False
     generative: bool = False
     sample_prior: Callable[[ml_collections.ConfigDict, jax.Array, int], jax.Array] | None = None
-    fitted_prior: bool = False
+    grid_prior: bool = False
     sample_learned_prior: Callable[..., jax.Array] | None = None
     importance_log_weights: Callable[..., tuple[jax.Array, jax.Array]] | None = None
+    conditional: bool = False

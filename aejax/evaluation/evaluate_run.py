@@ -210,6 +210,9 @@ def evaluate_run(workdir: str, step: int | None = None, options: EvalOptions = E
     stage = lambda name: _timed(seconds, name)  # noqa: E731
     trained = shared.trained if shared.trained is not None else load(workdir, step)
     config, variant = trained.config, trained.variant
+    if variant.conditional:
+        raise ConfigError(f"model {config.model!r} is conditional: its encoder and decoder need labels, which this "
+                          "evaluation does not pass yet; its test-split ELBO is in the run's metrics.jsonl (eval/elbo)")
     info = dataset_info(config.dataset)
     split = evaluation_split(config)
     needs_train = split != "train" and info.num_classes and options.clustering and \
@@ -249,8 +252,7 @@ def evaluate_run(workdir: str, step: int | None = None, options: EvalOptions = E
             with stage("linear probe"):
                 metrics.update(probe_metrics(trained, train, test, codes, pca))
     about_samples = None
-    fitted = variant.fitted_prior and trained.code_prior is not None  # a VQ-VAE once `aejax.prior` has run
-    if (variant.generative or fitted) and options.num_quality_samples > 0:
+    if trained.can_sample and options.num_quality_samples > 0:  # a prior, or one fitted after training
         with stage(f"sample quality ({options.num_quality_samples} samples)"):
             scores, about_samples = sample_quality.score_run(
                 trained, options.num_quality_samples, options.seed, options.feature_classifier,

@@ -22,6 +22,7 @@ from aejax.core.distributions import kl_divergence
 from aejax.data.catalog import dataset_info
 from aejax.evaluation import clustering
 from aejax.evaluation.evaluate_run import read_report, table_rows
+from aejax.evaluation.inspect_conditional import conditional_figures
 from aejax.evaluation.inputs import codes_of, encode_all, evaluation_split, load_eval_data
 from aejax.figures import grids, latents, plots
 from aejax.figures.latents import GRID_PROBABILITIES
@@ -64,6 +65,9 @@ def inspect_run(workdir: str, step: int | None = None,
         check_writable(out, what="the output folder")  # before the minutes of computing
         config = trained.config
         data = load_eval_data(config, evaluation_split(config), options.max_examples)
+    if trained.variant.conditional:  # every figure below encodes or decodes without a class
+        return conditional_figures(trained, data, out, options, page_title(workdir), eval_table(workdir),
+                                   load_config(workdir).to_dict())
     with timing.stage(f"inspect: encode {len(data.x)} images"):
         encoded = encode_all(trained, data.x, 500)
         codes = codes_of(trained, encoded).astype(np.float32)
@@ -81,9 +85,11 @@ def inspect_run(workdir: str, step: int | None = None,
     save("reconstructions.png", grids.reconstruction_grid(trained, data.grey[:num], num_cols), "Reconstructions",
          "Rows labelled input: grey-level test inputs; below each, reconstruction: decode(code(x)), the "
          "decoder's mean image.")
-    if trained.variant.generative:
+    if trained.can_sample:
+        prior = ("N(0, I)" if trained.variant.generative else
+                 f"the ex-post Gaussian mixture ({trained.fitted_prior.num_components} components) of the training codes")
         save("samples.png", grids.sample_grid(trained, key, num, num_cols), "Samples from the prior",
-             "decode(z) for z ~ N(0, I): the decoder's mean image.")
+             f"decode(z) for z ~ {prior}: the decoder's mean image.")
 
     # Latents: saved for notebooks, then scattered in 2-D.
     arrays = {"codes": codes, "labels": data.labels}

@@ -80,9 +80,12 @@ def save_png(path: str, grid: np.ndarray, upscale: int = 2) -> str:
     return path
 
 
-def reconstruction_grid(trained, images: np.ndarray, num_cols: int) -> np.ndarray:
-    """Rows of inputs, each followed by the row of their reconstructions, labelled "input" / "reconstruction"."""
-    recon = np.asarray(trained.reconstruct(images))
+def reconstruction_grid(trained, images: np.ndarray, num_cols: int, labels=None) -> np.ndarray:
+    """Rows of inputs, each followed by the row of their reconstructions, labelled "input" / "reconstruction".
+
+    `labels` (the images' classes) are what a conditional model reconstructs with; others ignore them.
+    """
+    recon = np.asarray(trained.reconstruct(images) if labels is None else trained.reconstruct(images, labels))
     rows = interleave_rows(images, recon, num_cols)
     labels = ["input", "reconstruction"] * (len(rows) // num_cols // 2)
     return label_rows(image_grid(rows, num_cols), labels, images.shape[1])
@@ -90,6 +93,16 @@ def reconstruction_grid(trained, images: np.ndarray, num_cols: int) -> np.ndarra
 
 def sample_grid(trained, key, num: int, num_cols: int) -> np.ndarray:
     return image_grid(np.asarray(trained.sample(key, num)), num_cols)
+
+
+def class_sample_grid(trained, key, class_names: list[str], num_samples: int) -> np.ndarray:
+    """A conditional model's samples: row c decodes the same num_samples codes z ~ p(z) with class c.
+
+    `sample(key, n, labels=c)` draws z from the key alone, so a column holds one z
+    (one style) across the classes.
+    """
+    rows = [np.asarray(trained.sample(key, num_samples, labels=c)) for c in range(len(class_names))]
+    return label_rows(image_grid(np.concatenate(rows), num_samples), list(class_names), rows[0].shape[1])
 
 
 def denoising_grid(trained, corrupt, key, images: np.ndarray, num_cols: int) -> np.ndarray:

@@ -11,11 +11,11 @@ from types import MappingProxyType
 
 from aejax.core.options import Option, one_of
 from aejax.core.variant import Variant
-from aejax.objectives import (aae, ae, capacity, contractive, denoising, dip_vae, factor_vae, hvae, iaf_vae,
-                              likelihoods, mmd, sparse, tcvae, vae, vamp_prior, vq_vae)
+from aejax.objectives import (aae, ae, capacity, contractive, cvae, denoising, dip_vae, factor_vae, gumbel_vae,
+                              hvae, iaf_vae, likelihoods, mmd, rae, sparse, tcvae, vae, vamp_prior, vq_vae)
 
 FAMILIES = (ae, vae, sparse, denoising, contractive, aae, tcvae, factor_vae, vq_vae, mmd, dip_vae, capacity,
-            vamp_prior, iaf_vae, hvae)
+            vamp_prior, iaf_vae, hvae, rae, cvae, gumbel_vae)
 
 
 def _collect() -> MappingProxyType:

@@ -27,7 +27,7 @@ batch mean:
 Metrics: `commitment_loss` (‖z_e − z_q‖² per image; the codebook term has the
 same value), `perplexity` exp(H) of the batch's code usage (K when uniform) and
 `dead_codes` (codes no vector of the batch used). Sampling needs a prior over
-code grids learned afterwards (`python -m aejax.prior`, Variant.fitted_prior).
+code grids learned afterwards (`python -m aejax.prior`, Variant.grid_prior).
 """
 from __future__ import annotations
 
@@ -177,4 +177,4 @@ def make_update(model, config, total_steps):
 
 
 VARIANTS = (autoencoder_variant("vq_vae", make_vq_loss, build_vq_vae, options=OPTIONS,
-                                make_optimizer=make_optimizer, make_update=make_update, fitted_prior=True),)
+                                make_optimizer=make_optimizer, make_update=make_update, grid_prior=True),)

@@ -102,7 +102,7 @@ def fit(workdir: str, options: PriorOptions = PriorOptions()) -> dict:
     """Fits, saves (DIR/prior/) and returns the report of the prior of the run in `workdir`."""
     start = time.time()
     trained = load(workdir)
-    if not trained.variant.fitted_prior:
+    if not trained.variant.grid_prior:
         raise ConfigError(f"model {trained.config.model!r} has no code grid to fit a prior over; "
                           "python -m aejax.prior is for vq_vae runs")
     config = trained.config

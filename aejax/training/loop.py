@@ -42,12 +42,16 @@ from aejax.training.step import EVAL_STREAM, make_evaluate, make_train_step, mak
 warnings.filterwarnings("ignore", message="Some donated buffers were not usable")
 
 
-def save_figures(workdir, step, trained: TrainedModel, test_images, key, writer) -> None:
-    """Test inputs above their reconstructions; prior samples for generative models."""
+def save_figures(workdir, step, trained: TrainedModel, test_images, key, writer, test_labels=None) -> None:
+    """Test inputs above their reconstructions; prior samples for generative models.
+
+    `test_labels`: the images' classes, which a conditional model reconstructs with.
+    """
     n = trained.config.num_figure_images
     num_cols = int(math.sqrt(n)) if n >= 16 else n
     images = np.asarray(batches.to_unit_interval(test_images[:n]))
-    figures = {"reconstructions": grids.reconstruction_grid(trained, images, num_cols)}
+    labels = None if test_labels is None else np.asarray(test_labels[:n])
+    figures = {"reconstructions": grids.reconstruction_grid(trained, images, num_cols, labels)}
     if trained.variant.generative:
         figures["samples"] = grids.sample_grid(trained, key, n, num_cols)
     for name, grid in figures.items():
@@ -257,7 +261,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, allowed: frozenset[s
                 if main_process:
                     trained.params, trained.step = local.params, step
                     save_figures(workdir, step, trained, test_split.images,
-                                 jax.random.fold_in(local.rng, EVAL_STREAM), writer)
+                                 jax.random.fold_in(local.rng, EVAL_STREAM), writer, test_split.labels)
                     clock.lap("figures")
                 logging.info("step %d eval: %s", step, ", ".join(
                     f"{k} {float(v):.3f}" for k, v in eval_metrics.items() if np.ndim(v) == 0))

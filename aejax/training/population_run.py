@@ -224,6 +224,6 @@ def _evaluate(program, members, updated, states, test_data, eval_device, figures
             own = member(local, i)
             figures[i].params, figures[i].step = own.params, step
             save_figures(m.workdir, step, figures[i], test_data.images, jax.random.fold_in(own.rng, EVAL_STREAM),
-                         m.writer)
+                         m.writer, test_data.labels)
     logging.info("step %d eval, %d members: elbo %s", step, len(updated), " ".join(
         f"{float(members[i].eval_metrics.get('elbo', np.nan)):.2f}" for i in updated))
