@@ -1,4 +1,4 @@
-"""N2D as published on a trained autoencoder: python -m aejax.n2d --workdir=DIR [--seeds=0,1,2] [--every_checkpoint].
+"""N2D as published on a trained autoencoder: python -m aejax.n2d --workdir=DIR [--seeds=0,1,2] [--curve_epochs=10,100].
 
 Thin: `aejax.studies.n2d` does the work (see experiments/n2d.py for the autoencoder
 of the paper); the table is printed, DIR/n2d.json written.
@@ -12,8 +12,8 @@ from aejax.core import cli
 _WORKDIR = flags.DEFINE_string("workdir", None, "A trained run's workdir (e.g. of experiments/n2d.py).")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of UMAP and the GMM (one clustering each; "
                            "~3 min of CPU each for 70,000 codes: UMAP is single-threaded for determinism).")
-_EVERY = flags.DEFINE_bool("every_checkpoint", False, "Also score every kept checkpoint (seed 0): accuracy "
-                           "against epochs, drawn to DIR/n2d_accuracy.png (~3 min of CPU a checkpoint).")
+_CURVE = flags.DEFINE_list("curve_epochs", [], "Also score the kept checkpoints nearest these epochs, or 'all' "
+                           "(seed 0): accuracy against epochs, drawn to DIR/n2d_accuracy.png (~3 min of CPU each).")
 flags.mark_flags_as_required(["workdir"])
 
 
@@ -22,7 +22,8 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     from aejax.studies import n2d
     with cli.one_line_errors():
-        result = n2d.run(_WORKDIR.value, tuple(int(s) for s in _SEEDS.value), _EVERY.value)
+        curve = "all" if _CURVE.value == ["all"] else tuple(float(e) for e in _CURVE.value)
+        result = n2d.run(_WORKDIR.value, tuple(int(s) for s in _SEEDS.value), curve)
     sys.stdout.write(n2d.report(result))
 
 

@@ -3,8 +3,9 @@
 `run(workdir, seeds)` codes every image of the run's dataset (train + test) with
 the run's latest checkpoint, clusters them by `aejax.evaluation.n2d` once per
 clustering seed, and writes DIR/n2d.json (atomically) beside the paper's figures;
-with `every_checkpoint` it also scores each kept checkpoint (seed 0), the
-accuracy-against-epochs curve drawn to DIR/n2d_accuracy.png, so a run stopped
+with `curve_epochs` it also scores kept checkpoints (seed 0: every one, or the
+nearest to each epoch asked), the accuracy-against-epochs curve drawn to
+DIR/n2d_accuracy.png, so a run stopped
 short of the paper's 1,000 epochs shows how far it got and where it was heading.
 """
 from __future__ import annotations
@@ -54,14 +55,25 @@ def score_checkpoint(workdir: str, step: int | None, data: splits.Split, num_clu
             "summary": n2d.summarize(per_seed)}
 
 
-def run(workdir: str, seeds=(0, 1, 2), every_checkpoint: bool = False) -> dict:
+def curve_steps(available: list[int], epochs, steps_per_epoch: int) -> list[int]:
+    """The kept checkpoints to score for the curve: all of them for "all", else the one nearest each epoch asked."""
+    if epochs == "all":
+        return list(available)
+    nearest = {min(available, key=lambda s: abs(s - e * steps_per_epoch)) for e in epochs} if available else set()
+    return sorted(nearest)
+
+
+def run(workdir: str, seeds=(0, 1, 2), curve_epochs=()) -> dict:
+    """Scores the latest checkpoint over `seeds`; `curve_epochs` ("all", or epochs) adds the accuracy curve."""
     config = load(workdir).config
     data = all_images(config)
     num_clusters = dataset_info(config.dataset).num_classes
     latest = score_checkpoint(workdir, None, data, num_clusters, seeds)
     curve = []
-    if every_checkpoint:
-        for step in checkpoint.Checkpointer(workdir, read_only=True).all_steps():
+    if curve_epochs:
+        available = checkpoint.Checkpointer(workdir, read_only=True).all_steps()
+        steps_per_epoch = max(1, int(config.num_train_examples) // int(config.batch_size))
+        for step in curve_steps(available, curve_epochs, steps_per_epoch):
             scored = latest if step == latest["step"] else score_checkpoint(workdir, step, data, num_clusters, (0,))
             curve.append({"step": step, "epoch": scored["epoch"], **scored["per_seed"][0]})
         if curve:

@@ -46,6 +46,14 @@ def test_train_split_all_is_the_train_split_then_the_test_split():
     assert splits.train_size(n2d_experiment.get_config("smoke")) == 1_797
 
 
+def test_the_curve_scores_the_checkpoints_nearest_the_epochs_asked():
+    from aejax.studies.n2d import curve_steps
+    kept = [2730, 5460, 8190, 27300, 54600]  # every 10 epochs of 273 steps, some kept
+    assert curve_steps(kept, "all", 273) == kept
+    assert curve_steps(kept, (10, 30, 95, 1000), 273) == [2730, 8190, 27300, 54600]
+    assert curve_steps([], (10,), 273) == []
+
+
 def test_the_n2d_experiment_is_the_papers_autoencoder():
     c = n2d_experiment.get_config()
     assert (tuple(c.hidden_dims), c.latent_dim, c.activation, c.batch_size, c.num_epochs) == \
@@ -60,7 +68,7 @@ def test_the_protocol_runs_on_a_smoke_run_over_seeds_and_checkpoints(tmp_path):
     config = n2d_experiment.get_config("smoke")
     config.num_train_steps, config.checkpoint_every_steps, config.keep_checkpoints = 20, 10, 5
     train_and_evaluate(config, str(tmp_path))
-    result = study.run(str(tmp_path), seeds=(0, 1), every_checkpoint=True)
+    result = study.run(str(tmp_path), seeds=(0, 1), curve_epochs="all")
     assert result["num_images"] == 1_797 and result["step"] == 20
     assert [c["step"] for c in result["curve"]] == [10, 20]
     assert len(result["per_seed"]) == 2 and 0 < result["summary"]["accuracy"]["mean"] <= 1
