@@ -234,7 +234,9 @@ def evaluate_run(workdir: str, step: int | None = None, options: EvalOptions = E
     metrics, per_dim = {}, {}
     with stage("reconstruction"):
         metrics.update(reconstruction_metrics(trained, test, codes, options.batch_size))
-    if variant.probabilistic_encoder and options.num_importance_samples > 0:
+    # The VAE family, and any variant with its own log-weights (gumbel_vae: categorical codes).
+    if (variant.probabilistic_encoder or variant.importance_log_weights is not None) \
+            and options.num_importance_samples > 0:
         with stage(f"likelihood (K={options.num_importance_samples})"):
             if shared.likelihood is None:
                 shared = dataclasses.replace(shared, likelihood=likelihood_estimates(

@@ -189,10 +189,13 @@ def likelihood_summary(per_example: dict[str, np.ndarray], encoded, image_shape:
 
     With a Monte Carlo "kl" in the estimates (a variant's own prior or
     posterior) that is the KL reported, and there is no per-dimension split.
+    An encoder that is not Gaussian (gumbel_vae) gives its point code E_q[z | x]
+    (the probabilities of the one-hot z) in place of the (mean, logvar) pair.
     """
-    mean, logvar = encoded
-    kl_per_dim = np.mean(np.asarray(kl_divergence(jnp.asarray(mean), jnp.asarray(logvar))), axis=0)
     own_kl = "kl" in per_example
+    mean, logvar = encoded if isinstance(encoded, (tuple, list)) else (encoded, None)
+    kl_per_dim = None if logvar is None else \
+        np.mean(np.asarray(kl_divergence(jnp.asarray(mean), jnp.asarray(logvar))), axis=0)
     num_dims = int(np.prod(image_shape))
     elbo, log_px = float(np.mean(per_example["elbo"])), float(np.mean(per_example["log_px"]))
     count, _ = active_units(mean, active_unit_threshold)
