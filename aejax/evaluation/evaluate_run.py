@@ -70,6 +70,13 @@ METRICS = {
 }
 
 
+# eval.json's "conditional" field: what the figures of a conditional variant (cvae) are of.
+CONDITIONAL_NOTE = ("conditional model: every encoding and decoding is given the image's true class y, so "
+                    "log_px_iw, elbo, reconstruction_nll and kl are of log p(x | y) (q(z | x, y), p(z) = N(0, I), "
+                    "p(x | z, y)), not log p(x); the codes (clustering, probe, active units) are of q(z | x, y); "
+                    "samples decode z ~ N(0, I) with uniformly drawn classes")
+
+
 @dataclasses.dataclass(frozen=True)
 class EvalOptions:
     """What to compute, and how much of it; the defaults are the full evaluation."""
@@ -90,8 +97,12 @@ class EvalOptions:
 # ------------------------------------------------------------- metrics ----
 
 def reconstruction_metrics(trained, data: EvalData, codes: np.ndarray, batch_size: int) -> dict:
-    """Distortion of decode(code(x)): the same figure for every variant."""
-    recon = map_batches(lambda z, i: trained.decode(z), codes, batch_size)
+    """Distortion of decode(code(x)): the same figure for every variant (a conditional one decodes with y)."""
+    if trained.variant.conditional:
+        recon = map_batches(lambda idx, i: trained.decode(codes[idx], labels=data.labels[idx]),
+                            np.arange(len(codes)), batch_size)
+    else:
+        recon = map_batches(lambda z, i: trained.decode(z), codes, batch_size)
     p = np.clip(recon.astype(np.float64), 1e-6, 1 - 1e-6)
     x = data.x.astype(np.float64)
     bce = -np.sum((x * np.log(p) + (1 - x) * np.log1p(-p)).reshape(len(x), -1), axis=1)
@@ -129,7 +140,7 @@ def clustering_metrics(codes: np.ndarray, test: EvalData, num_classes: int,
 def probe_metrics(trained, train: EvalData, test: EvalData, codes: np.ndarray,
                   pca: tuple[np.ndarray, np.ndarray] | None) -> dict:
     """Logistic regression on frozen codes (and on PCA codes of the same dimension)."""
-    train_codes = flat_codes(codes_of(trained, encode_all(trained, train.x, 1000)))
+    train_codes = flat_codes(codes_of(trained, encode_all(trained, train.x, 1000, train.labels)))
     metrics = {"probe_codes_accuracy": clustering.linear_probe_accuracy(
         train_codes, train.labels, codes, test.labels)}
     if pca is not None:
@@ -210,9 +221,6 @@ def evaluate_run(workdir: str, step: int | None = None, options: EvalOptions = E
     stage = lambda name: _timed(seconds, name)  # noqa: E731
     trained = shared.trained if shared.trained is not None else load(workdir, step)
     config, variant = trained.config, trained.variant
-    if variant.conditional:
-        raise ConfigError(f"model {config.model!r} is conditional: its encoder and decoder need labels, which this "
-                          "evaluation does not pass yet; its test-split ELBO is in the run's metrics.jsonl (eval/elbo)")
     info = dataset_info(config.dataset)
     split = evaluation_split(config)
     needs_train = split != "train" and info.num_classes and options.clustering and \
@@ -221,17 +229,20 @@ def evaluate_run(workdir: str, step: int | None = None, options: EvalOptions = E
         test = load_eval_data(config, split, options.max_examples)
         train = load_eval_data(config, "train") if needs_train else None
     with stage("encode"):
-        encoded = encode_all(trained, test.x, options.batch_size)
+        encoded = encode_all(trained, test.x, options.batch_size, test.labels)
         codes = codes_of(trained, encoded)
     metrics, per_dim = {}, {}
     with stage("reconstruction"):
         metrics.update(reconstruction_metrics(trained, test, codes, options.batch_size))
-    if variant.probabilistic_encoder and options.num_importance_samples > 0:
+    # The VAE family, and any variant with its own log-weights (gumbel_vae: categorical codes).
+    if (variant.probabilistic_encoder or variant.importance_log_weights is not None) \
+            and options.num_importance_samples > 0:
         with stage(f"likelihood (K={options.num_importance_samples})"):
             if shared.likelihood is None:
                 shared = dataclasses.replace(shared, likelihood=likelihood_estimates(
                     trained, test.x, num_samples=options.num_importance_samples,
-                    samples_per_chunk=options.samples_per_chunk, batch_size=options.batch_size, seed=options.seed))
+                    samples_per_chunk=options.samples_per_chunk, batch_size=options.batch_size, seed=options.seed,
+                    labels=test.labels))
             likelihood, per_dim = likelihood_summary(shared.likelihood, encoded, test.x.shape[1:],
                                                      options.active_unit_threshold)
             metrics.update(likelihood)
@@ -273,6 +284,7 @@ def evaluate_run(workdir: str, step: int | None = None, options: EvalOptions = E
                     if k in metrics},
         "per_dim": per_dim, "seconds": seconds,
         **({"sample_quality": about_samples} if about_samples is not None else {}),
+        **({"conditional": CONDITIONAL_NOTE} if variant.conditional else {}),
     }
 
 
@@ -317,6 +329,8 @@ def format_table(report: dict) -> str:
     width = max(len(r[0]) for r in rows) if rows else 0
     value_width = max(len(r[1]) for r in rows) if rows else 0
     lines = [header, f"units: {report['units']}"]
+    if "conditional" in report:
+        lines.append(f"note: {report['conditional']}")
     lines += [f"  {name:<{width}}  {value:>{value_width}}  {meaning}" for name, value, meaning in rows]
     for name, values in report["per_dim"].items():
         lines.append(f"  per latent dim, {name}: " + " ".join(f"{v:.3g}" for v in values))

@@ -55,9 +55,16 @@ def load_eval_data(config, split: str, max_examples: int = 0) -> EvalData:
     return EvalData(split, x, grey, np.asarray(labels))
 
 
-def encode_all(trained, x: np.ndarray, batch_size: int):
-    """The encoder's output for every image: (mean, logvar) for the VAE family, else z."""
-    return map_batches(lambda batch, i: trained.encode(batch), x, batch_size)
+def encode_all(trained, x: np.ndarray, batch_size: int, labels: np.ndarray | None = None):
+    """The encoder's output for every image: (mean, logvar) for the VAE family, else z.
+
+    A conditional variant (cvae) encodes q(z | x, y): it needs the int `labels` of `x`.
+    """
+    if not trained.variant.conditional:
+        return map_batches(lambda batch, i: trained.encode(batch), x, batch_size)
+    if labels is None:
+        raise ValueError(f"model {trained.config.model!r} is conditional: encoding needs the labels of the images")
+    return map_batches(lambda idx, i: trained.encode(x[idx], labels=labels[idx]), np.arange(len(x)), batch_size)
 
 
 def codes_of(trained, encoded):

@@ -15,6 +15,9 @@ p(z) = N(0, I) and q(z | x) a diagonal Gaussian, as for every variant with
 `probabilistic_encoder`, unless the variant supplies its own log-weights
 (`Variant.importance_log_weights`: a VampPrior, a flow posterior, a hierarchy),
 which are then accumulated in the same chunks.
+
+A conditional variant (cvae) is given the int class of each image (`labels=`):
+q(z | x, y), p(z) = N(0, I), p(x | z, y), so its estimate is log p(x | y).
 """
 from __future__ import annotations
 
@@ -91,12 +94,17 @@ def importance_weighted_log_likelihood(
     return chunked_importance_estimates(key, log_weights, num_samples, batch, mean.dtype, samples_per_chunk)
 
 
-def model_decoder_log_prob(model, variant, config, params: Any) -> DecoderLogProb:
-    """log p(x | z) of a registered variant: its decoder, then its likelihood."""
+def model_decoder_log_prob(model, variant, config, params: Any, labels: jax.Array | None = None) -> DecoderLogProb:
+    """log p(x | z) of a registered variant: its decoder, then its likelihood.
+
+    With `labels` [B] (a conditional variant), log p(x | z, y): the rows of z are
+    S stacked copies of the batch (sample-major), so the labels are tiled S times.
+    """
     p_x = variant.likelihood(params, config)
 
     def log_prob(z, x):
-        return p_x.log_prob(model.apply(params, z, method="decode"), x)
+        condition = () if labels is None else (jnp.tile(labels, z.shape[0] // labels.shape[0]),)
+        return p_x.log_prob(model.apply(params, z, *condition, method="decode"), x)
 
     return log_prob
 
@@ -112,48 +120,66 @@ def active_units(posterior_means: np.ndarray, threshold: float) -> tuple[int, np
     return int(np.sum(variance > threshold)), variance
 
 
-def estimate_in_batches(estimate, x: np.ndarray, *, num_samples: int, batch_size: int, seed: int) -> dict:
+def estimate_in_batches(estimate, x: np.ndarray, *, num_samples: int, batch_size: int, seed: int,
+                        labels: np.ndarray | None = None) -> dict:
     """Per-example estimates of `estimate(x batch, key)` over `x`, batch i with fold_in(PRNGKey(seed), i),
-    with a progress line. The same keys whatever else is evaluated, so every run (or member) compares."""
+    with a progress line. The same keys whatever else is evaluated, so every run (or member) compares.
+    With `labels` (a conditional variant), `estimate(x batch, key, labels batch)`."""
     key = jax.random.PRNGKey(seed)
     num_batches = -(-len(x) // batch_size)
     progress = Progress(num_batches, 0, batch_size, unit="batch", description=f"log p(x) with K={num_samples}")
     progress.start(0)
-    per_example = map_batches(lambda batch, i: estimate(jnp.asarray(batch), jax.random.fold_in(key, i)),
-                              x, batch_size, progress)
+    if labels is None:
+        per_example = map_batches(lambda batch, i: estimate(jnp.asarray(batch), jax.random.fold_in(key, i)),
+                                  x, batch_size, progress)
+    else:  # batches of indices, so each image batch comes with its labels
+        indices = np.arange(len(x))
+        per_example = map_batches(lambda idx, i: estimate(jnp.asarray(x[idx]), jax.random.fold_in(key, i),
+                                                          jnp.asarray(labels[idx], jnp.int32)),
+                                  indices, batch_size, progress)
     progress.close()
     return per_example
 
 
 def variant_estimates(model, variant, config, params: Any, x: jax.Array, key: jax.Array, num_samples: int,
-                      samples_per_chunk: int) -> dict[str, jax.Array]:
+                      samples_per_chunk: int, labels: jax.Array | None = None) -> dict[str, jax.Array]:
     """{"log_px", "elbo", "reconstruction"} [B] of one batch, by importance sampling q(z | x). Jit-able.
 
     A variant with its own `importance_log_weights` (another prior or
     posterior) supplies the log-weights of each chunk; its estimates also carry
     "kl", the Monte Carlo E_q[log q(z | x) − log p(z)] = −elbo − reconstruction.
+    `labels` [B] (a conditional variant): q(z | x, y) and p(x | z, y), so the
+    estimates are of log p(x | y).
     """
+    if variant.conditional and labels is None:
+        raise ValueError(f"model {variant.name!r} is conditional: its log p(x | y) needs labels=")
+    condition = (labels,) if variant.conditional else ()  # a conditional variant's hook also gets the labels
     if variant.importance_log_weights is not None:
         out = chunked_importance_estimates(
-            key, lambda chunk_key, chunk: variant.importance_log_weights(model, config, params, x, chunk_key, chunk),
+            key, lambda chunk_key, chunk: variant.importance_log_weights(model, config, params, x, chunk_key, chunk,
+                                                                         *condition),
             num_samples, x.shape[0], jnp.float32, samples_per_chunk)
         return {**out, "kl": -out["elbo"] - out["reconstruction"]}
-    mean, logvar = model.apply(params, x, method="encode")
-    log_prob = model_decoder_log_prob(model, variant, config, params)
+    mean, logvar = model.apply(params, x, *condition, method="encode")
+    log_prob = model_decoder_log_prob(model, variant, config, params, *condition)
     return importance_weighted_log_likelihood(key, x, mean, logvar, log_prob, num_samples, samples_per_chunk)
 
 
 def likelihood_estimates(trained, x: np.ndarray, *, num_samples: int, samples_per_chunk: int, batch_size: int,
-                         seed: int) -> dict[str, np.ndarray]:
-    """{"log_px", "elbo", "reconstruction"} (and a variant's own "kl") per example of `x`."""
+                         seed: int, labels: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """{"log_px", "elbo", "reconstruction"} (and a variant's own "kl") per example of `x`;
+    of log p(x | y) for a conditional variant, which needs the int `labels` of `x`."""
     model, variant, config = trained.model, trained.variant, trained.config
+    if variant.conditional and labels is None:
+        raise ValueError(f"model {variant.name!r} is conditional: its log p(x | y) needs labels=")
 
     @jax.jit
-    def estimate(params, x, key):
-        return variant_estimates(model, variant, config, params, x, key, num_samples, samples_per_chunk)
+    def estimate(params, x, key, labels=None):
+        return variant_estimates(model, variant, config, params, x, key, num_samples, samples_per_chunk, labels)
 
-    return estimate_in_batches(lambda batch, key: estimate(trained.params, batch, key), x,
-                               num_samples=num_samples, batch_size=batch_size, seed=seed)
+    return estimate_in_batches(lambda batch, key, *rest: estimate(trained.params, batch, key, *rest), x,
+                               num_samples=num_samples, batch_size=batch_size, seed=seed,
+                               labels=labels if variant.conditional else None)
 
 
 def likelihood_summary(per_example: dict[str, np.ndarray], encoded, image_shape: tuple[int, ...],
@@ -163,10 +189,13 @@ def likelihood_summary(per_example: dict[str, np.ndarray], encoded, image_shape:
 
     With a Monte Carlo "kl" in the estimates (a variant's own prior or
     posterior) that is the KL reported, and there is no per-dimension split.
+    An encoder that is not Gaussian (gumbel_vae) gives its point code E_q[z | x]
+    (the probabilities of the one-hot z) in place of the (mean, logvar) pair.
     """
-    mean, logvar = encoded
-    kl_per_dim = np.mean(np.asarray(kl_divergence(jnp.asarray(mean), jnp.asarray(logvar))), axis=0)
     own_kl = "kl" in per_example
+    mean, logvar = encoded if isinstance(encoded, (tuple, list)) else (encoded, None)
+    kl_per_dim = None if logvar is None else \
+        np.mean(np.asarray(kl_divergence(jnp.asarray(mean), jnp.asarray(logvar))), axis=0)
     num_dims = int(np.prod(image_shape))
     elbo, log_px = float(np.mean(per_example["elbo"])), float(np.mean(per_example["log_px"]))
     count, _ = active_units(mean, active_unit_threshold)

@@ -17,7 +17,9 @@ Python branches on the numbers, so a population can trace them per member.
 The evaluation loss decodes exact one-hot samples of q instead of relaxed
 ones, so its `elbo` is a single-sample estimate of a true lower bound on
 log p(x); the training metric `relaxed_elbo` is the surrogate the gradient
-follows. `sample` draws uniform one-hot codes.
+follows. `sample` draws uniform one-hot codes. `python -m aejax.evaluate`
+estimates log p(x) = log Σ_c p(x | c) p(c) by importance sampling with exact
+one-hot samples of q (`gumbel_importance_log_weights`).
 """
 from __future__ import annotations
 
@@ -103,6 +105,25 @@ def make_discrete_eval_loss(model, config):
     return loss_fn
 
 
+def gumbel_importance_log_weights(model, config, params, x, key, num_samples):
+    """(log w, log p(x | c)), each [S, B], at S exact one-hot samples c ~ q(c | x) (Gumbel-max):
+
+        log w = log p(x | c) + log p(c) − log q(c | x),   log p(c) = −N log K (uniform),
+        log q(c | x) = Σ_n log q(c_n | x)
+
+    so the importance-weighted log p(x) (aejax.evaluation.likelihood) is that of
+    the discrete model the evaluation loss bounds, not of the relaxation.
+    """
+    log_q = model.apply(params, x, method="logits")                                   # [B, N, K]
+    codes = categorical_sample(key, jnp.broadcast_to(log_q, (num_samples, *log_q.shape)))  # [S, B, N, K]
+    batch, (n, k) = x.shape[0], log_q.shape[1:]
+    out = model.apply(params, codes.reshape(num_samples * batch, n * k), method="decode")
+    x_s = jnp.broadcast_to(x[None], (num_samples, *x.shape)).reshape(num_samples * batch, *x.shape[1:])
+    log_px_c = likelihood(params, config).log_prob(out, x_s).reshape(num_samples, batch)
+    log_q_c = jnp.sum(codes * log_q, axis=(-2, -1))
+    return log_px_c - n * math.log(k) - log_q_c, log_px_c
+
+
 def sample_prior(config, key, n):
     """n codes of N uniform one-hot vectors, flattened to [n, N·K]."""
     classes = jax.random.randint(key, (n, config.num_categorical), 0, config.num_categories)
@@ -120,4 +141,5 @@ OPTIONS = {
 
 VARIANTS = (Variant(name="gumbel_vae", build_model=build_gumbel_vae, make_loss=make_relaxed_loss,
                     likelihood=likelihood, init_inputs=lambda config, x, key: (x,), options=OPTIONS,
-                    make_eval_loss=make_discrete_eval_loss, generative=True, sample_prior=sample_prior),)
+                    make_eval_loss=make_discrete_eval_loss, generative=True, sample_prior=sample_prior,
+                    importance_log_weights=gumbel_importance_log_weights),)
