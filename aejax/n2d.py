@@ -11,9 +11,9 @@ from aejax.core import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A trained run's workdir (e.g. of experiments/n2d.py).")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds of UMAP and the GMM (one clustering each; "
-                           "~3 min of CPU each for 70,000 codes: UMAP is single-threaded for determinism).")
+                           "~1.5 min each for 70,000 codes on a free core: UMAP is single-threaded for determinism).")
 _CURVE = flags.DEFINE_list("curve_epochs", [], "Also score the kept checkpoints nearest these epochs, or 'all' "
-                           "(seed 0): accuracy against epochs, drawn to DIR/n2d_accuracy.png (~3 min of CPU each).")
+                           "(seed 0): accuracy against epochs, drawn to DIR/n2d_accuracy.png (~1.5 min each).")
 flags.mark_flags_as_required(["workdir"])
 
 
