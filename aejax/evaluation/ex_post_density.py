@@ -9,9 +9,8 @@ z ~ Σ_k π_k N(μ_k, Σ_k). This is `python -m aejax.fit_prior`.
 """
 from __future__ import annotations
 
-import contextlib
+import io
 import os
-import tempfile
 
 import numpy as np
 from sklearn.mixture import GaussianMixture as SklearnMixture
@@ -20,7 +19,7 @@ from aejax.core import gaussian_mixture, timing
 from aejax.core.errors import ConfigError
 from aejax.evaluation.inputs import codes_of, encode_all, evaluation_split, load_eval_data
 from aejax.training.restore import load
-from aejax.training.workdir import check_writable
+from aejax.training.workdir import atomic_write, check_writable
 
 
 def fit_mixture(codes: np.ndarray, num_components: int, seed: int = 0) -> SklearnMixture:
@@ -33,21 +32,11 @@ def fit_mixture(codes: np.ndarray, num_components: int, seed: int = 0) -> Sklear
 
 def save_mixture(path: str, mixture: SklearnMixture, step: int) -> None:
     """The mixture's arrays (and the step of the codes it fits) in one .npz, replaced whole."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=directory, prefix=".gmm.", suffix=".npz")
-    try:
-        with os.fdopen(handle, "wb") as f:
-            np.savez(f, weights=mixture.weights_, means=mixture.means_, covariances=mixture.covariances_,
-                     step=np.int64(step))
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    buffer = io.BytesIO()
+    np.savez(buffer, weights=mixture.weights_, means=mixture.means_, covariances=mixture.covariances_,
+             step=np.int64(step))
+    atomic_write(path, buffer.getvalue())
 
 
 def fit_prior(workdir: str, num_components: int = 10, step: int | None = None, seed: int = 0,

@@ -8,11 +8,9 @@ beside it. `aejax.load(workdir)` attaches it (`load`), so `sample` works.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
-import tempfile
 from typing import Any
 
 import flax.serialization
@@ -52,27 +50,12 @@ def prior_dir(workdir: str) -> str:
     return os.path.join(workdir, PRIOR_DIR)
 
 
-def _atomic_write_bytes(path: str, data: bytes) -> None:
-    handle, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=f".{os.path.basename(path)}.")
-    try:
-        with os.fdopen(handle, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-
-
 def save(workdir: str, spec: PriorSpec, params: Any, report: dict) -> str:
     """Writes the prior (and its report) under `<workdir>/prior/`; returns that directory."""
     directory = prior_dir(workdir)
     os.makedirs(directory, exist_ok=True)
     payload = {"spec": json.dumps(dataclasses.asdict(spec)), "params": jax.device_get(params)}
-    _atomic_write_bytes(os.path.join(directory, PARAMS_FILE), flax.serialization.msgpack_serialize(payload))
+    atomic_write(os.path.join(directory, PARAMS_FILE), flax.serialization.msgpack_serialize(payload))
     atomic_write(os.path.join(directory, REPORT_FILE), json.dumps(report, indent=2))
     return directory
 

@@ -57,12 +57,12 @@ def check_writable(directory: str, *, create: bool = True, what: str = "the work
                            "directory on a writable filesystem that you may write to") from None
 
 
-def atomic_write(path: str, text: str) -> None:
-    """Replace `path` by `text` whole: a reader sees the old file or the new one, never half."""
+def atomic_write(path: str, text: str | bytes) -> None:
+    """Replace `path` by `text` (str or bytes) whole: a reader sees the old file or the new one, never half."""
     directory = os.path.dirname(os.path.abspath(path))
     handle, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.")
     try:
-        with os.fdopen(handle, "w") as f:
+        with os.fdopen(handle, "wb" if isinstance(text, bytes) else "w") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
