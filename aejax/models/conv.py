@@ -120,10 +120,16 @@ class ConvDecoder(nn.Module):
         smallest = (*sizes[-1], self.channels[-1])
         h = MLP((*self.hidden_dims, int(np.prod(smallest))), self.activation, activate_last=True)(z)
         h = h.reshape(z.shape[0], *smallest)
-        out_channels = (image_channels, *self.channels[:-1])
-        for i in reversed(range(len(self.channels))):
-            h = UPSAMPLERS[self.upsample](out_channels[i], self.kernel_size, f"upsample_{i}")(h)
-            h = h[:, :sizes[i][0], :sizes[i][1]]
-            if i > 0:
-                h = act(h)
-        return h.astype(jnp.float32)
+        return upsample_to_image(h, self.channels, image_channels, sizes, self.kernel_size, self.upsample, act)
+
+
+def upsample_to_image(h, channels, image_channels: int, sizes, kernel_size: int, upsample: str, act):
+    """The decoder half shared by conv decoders: from the smallest feature map, one 2x upsampling layer per
+    encoder conv (named upsample_i, inside the calling module), each cropped to the encoder's size, to raw output."""
+    out_channels = (image_channels, *channels[:-1])
+    for i in reversed(range(len(channels))):
+        h = UPSAMPLERS[upsample](out_channels[i], kernel_size, f"upsample_{i}")(h)
+        h = h[:, :sizes[i][0], :sizes[i][1]]
+        if i > 0:
+            h = act(h)
+    return h.astype(jnp.float32)

@@ -20,7 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from aejax.models.conv import UPSAMPLERS, feature_map_sizes
+from aejax.models.conv import feature_map_sizes, upsample_to_image
 from aejax.models.mlp import ACTIVATIONS
 
 
@@ -91,13 +91,7 @@ class GridDecoder(nn.Module):
         height, width, image_channels = self.image_shape
         sizes = feature_map_sizes(height, width, len(self.channels))
         h = act(nn.Conv(self.channels[-1], (3, 3), padding="SAME", name="embed")(z))
-        out_channels = (image_channels, *self.channels[:-1])
-        for i in reversed(range(len(self.channels))):
-            h = UPSAMPLERS[self.upsample](out_channels[i], self.kernel_size, f"upsample_{i}")(h)
-            h = h[:, :sizes[i][0], :sizes[i][1]]
-            if i > 0:
-                h = act(h)
-        return h.astype(jnp.float32)
+        return upsample_to_image(h, self.channels, image_channels, sizes, self.kernel_size, self.upsample, act)
 
 
 class Codebook(nn.Module):
