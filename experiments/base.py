@@ -35,5 +35,4 @@ def shrink_to_smoke(c: ml_collections.ConfigDict) -> None:
     c.log_every_steps = 5
     c.eval_every_steps = 10
     c.checkpoint_every_steps = 10
-    c.eval_batch_size = 100
     c.num_figure_images = 16

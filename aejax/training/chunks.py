@@ -118,28 +118,61 @@ def make_batches_chunk(train_step, config, mesh=None):
     return _jit_chunk(train_chunk, mesh, (sharding, sharding))
 
 
-def _device_feed(train_step, config, train, mesh, state, schedule):
-    del state, schedule
-    data = put_on_device(train, parallel.replicated(mesh))
-    chunk = make_train_chunk(train_step, config, train.num_examples, mesh)
-    return lambda state, first_step, num_steps: chunk(state, data.images, data.labels, num_steps)
+class DeviceFeed:
+    """Chunks on the device path: the whole split on every device, each chunk's batches gathered in the call."""
+
+    def __init__(self, train_step, config, train, mesh):
+        self._data = put_on_device(train, parallel.replicated(mesh))
+        self._chunk = make_train_chunk(train_step, config, train.num_examples, mesh)
+
+    def compile(self, state_shapes: TrainState, num_steps: int) -> None:
+        """Compiles the program of a `num_steps` chunk from the state's shapes alone (before the state exists).
+
+        XLA compiles without holding Python's lock: in a thread, this overlaps
+        the compile of the initial state's program. The first call then finds
+        the compiled program (tests/training/test_startup.py counts compiles).
+        """
+        if hasattr(self._chunk, "lower"):  # a jitted call per step (scan_steps=False) compiles as it goes
+            self._chunk.lower(state_shapes, self._data.images, self._data.labels, num_steps).compile()
+
+    def start(self, state: TrainState, schedule) -> None:
+        del state, schedule  # the batch of step t depends on (seed, t) only, gathered inside the call
+
+    def __call__(self, state, first_step: int, num_steps: int):
+        return self._chunk(state, self._data.images, self._data.labels, num_steps)
 
 
-def _host_feed(train_step, config, train, mesh, state, schedule):
-    key = np.asarray(permutation_key(parallel.local_copy(state.rng)))
-    host_batches = batches.HostBatches(train, key, config.batch_size, mesh, schedule)
-    chunk = make_batches_chunk(train_step, config, mesh)
+class HostFeed:
+    """Chunks on the host and stream paths: batches gathered on the host ahead of the loop (`HostBatches`)."""
 
-    def feed(state, first_step, num_steps):
+    def __init__(self, train_step, config, train, mesh):
+        self._train, self._batch_size, self._mesh = train, config.batch_size, mesh
+        self._chunk = make_batches_chunk(train_step, config, mesh)
+        self._batches = None
+
+    def compile(self, state_shapes: TrainState, num_steps: int) -> None:
+        del state_shapes, num_steps  # compiled at the first call (these paths serve large data: it is a small part)
+
+    def start(self, state: TrainState, schedule) -> None:
+        """Starts reading the chunks of `schedule` (the permutation's key is the state's)."""
+        key = np.asarray(permutation_key(parallel.local_copy(state.rng)))
+        self._batches = batches.HostBatches(self._train, key, self._batch_size, self._mesh, schedule)
+
+    def __call__(self, state, first_step: int, num_steps: int):
         del num_steps
-        batch = host_batches.next(first_step)
-        return chunk(state, batch["images"], batch["labels"])
-
-    return feed
+        batch = self._batches.next(first_step)
+        return self._chunk(state, batch["images"], batch["labels"])
 
 
-# data_placement → builder of `feed(state, first_step, num_steps) -> (state, metrics)`.
-FEEDS = {"device": _device_feed, "host": _host_feed, "stream": _host_feed}
+# data_placement → the feed: built before the state (`compile`), started with it (`start`), then
+# `feed(state, first_step, num_steps) -> (state, metrics)` for each chunk of the schedule.
+FEEDS = {"device": DeviceFeed, "host": HostFeed, "stream": HostFeed}
+
+
+def state_shapes(abstract_state: TrainState, sharding) -> TrainState:
+    """The state's shapes and dtypes placed with `sharding`: what a program is compiled for before the state exists."""
+    return jax.tree_util.tree_map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding, weak_type=x.weak_type), abstract_state)
 
 
 def chunk_schedule(first_step: int, total_steps: int, chunk: int) -> list[tuple[int, int]]:

@@ -31,7 +31,7 @@ from aejax.data import batches, placement, splits
 from aejax.figures import grids
 from aejax.training import checkpoint, preemption, resume, writers
 from aejax.training import workdir as workdir_lib
-from aejax.training.chunks import FEEDS, chunk_schedule
+from aejax.training.chunks import FEEDS, chunk_schedule, state_shapes
 from aejax.training.config import prepare_config, validate
 from aejax.training.progress import Progress, format_seconds
 from aejax.training.restore import TrainedModel
@@ -89,6 +89,22 @@ def _check_batch_divides(config, mesh) -> None:
         raise ConfigError(f"config.batch_size={config.batch_size} must be a multiple of the "
                           f"{mesh.size} devices it is split over (set config.num_devices, or "
                           "another batch size)")
+
+
+def _compile_first_chunk(feed, abstract_state, mesh, latest_step: int, total_steps: int, chunk: int):
+    """The first chunk's compile, running in a thread (a future), or None when the newest checkpoint says none is left.
+
+    Started before the initial state is computed, from its shapes: on two cores
+    the two programs (the chunk's is the largest of a run) compile side by side.
+    """
+    first = chunk_schedule(latest_step, total_steps, chunk)[:1]
+    if not first:
+        return None
+    shapes = state_shapes(abstract_state, parallel.replicated(mesh))
+    ahead = ThreadPoolExecutor(1, thread_name_prefix="aejax-compile-chunk")
+    compiling = ahead.submit(feed.compile, shapes, first[0][1])
+    ahead.shutdown(wait=False)
+    return compiling
 
 
 def _compile_ahead(evaluate, trained, state, test_data, eval_device) -> list:
@@ -191,14 +207,22 @@ def _train(config: ml_collections.ConfigDict, workdir: str, allowed: frozenset[s
                  where, config.data_placement, mesh.size, jax.process_count())
     clock.lap("data")
 
-    # ---- model, optimiser, state: restored from the newest checkpoint that verifies, if any.
+    # ---- model, optimiser and the first chunk's program, compiled in a thread while the initial state's compiles.
     model = variant.build_model(config, config.image_shape)
     optimizer = variant_optimizer(variant, config, total_steps)
     init = lambda: create_train_state(config, variant, model, optimizer,  # noqa: E731
                                       jax.random.PRNGKey(config.seed))
-    check_memory(config, jax.eval_shape(init), placement.device_memory_bytes(eval_device), str(eval_device))
-    state = jax.device_put(init(), parallel.replicated(mesh))
+    abstract_state = jax.eval_shape(init)
+    check_memory(config, abstract_state, placement.device_memory_bytes(eval_device), str(eval_device))
+    chunk = math.gcd(config.log_every_steps, config.eval_every_steps, config.checkpoint_every_steps)
+    train_step = make_train_step(make_update(variant, model, config, optimizer, total_steps))
+    feed = FEEDS[where](train_step, config, train_split, mesh)
     checkpointer = checkpoint.Checkpointer(workdir, max_to_keep=config.keep_checkpoints)
+    chunk_compiling = _compile_first_chunk(feed, abstract_state, mesh, checkpointer.latest_step() or 0,
+                                           total_steps, chunk)
+
+    # ---- the state: restored from the newest checkpoint that verifies, if any.
+    state = jax.device_put(init(), parallel.replicated(mesh))
     step, state = restore_or_start(workdir, config, checkpointer, state, allowed)
     writer = writers.MetricWriter(workdir) if main_process else _NoWriter()
     writer.truncate_after(step)
@@ -206,14 +230,14 @@ def _train(config: ml_collections.ConfigDict, workdir: str, allowed: frozenset[s
     logging.info("model %r: %d parameters", config.model, num_params)
     clock.lap("init")
 
-    # ---- compiled functions.
-    chunk = math.gcd(config.log_every_steps, config.eval_every_steps, config.checkpoint_every_steps)
+    # ---- evaluation's programs, compiled ahead while the first chunks train.
     schedule = chunk_schedule(step, total_steps, chunk)
-    train_step = make_train_step(make_update(variant, model, config, optimizer, total_steps))
-    feed = FEEDS[where](train_step, config, train_split, mesh, state, schedule)
+    feed.start(state, schedule)
     evaluate = make_evaluate((variant.make_eval_loss or variant.make_loss)(model, config), config)
     trained = TrainedModel(config, state.params, step) if main_process else None  # figures; params set per eval
     compiling = _compile_ahead(evaluate, trained, state, test_data, eval_device) if schedule else []
+    if chunk_compiling is not None:  # ready before the first call (else it compiles twice), or its error raised here
+        chunk_compiling.result()
 
     # ---- loop.
     progress = Progress(total_steps, step, config.batch_size)

@@ -8,6 +8,7 @@ import sys
 import time
 
 import jax.monitoring
+import pytest
 
 from aejax.training.loop import train_and_evaluate
 from aejax.training.progress import Progress
@@ -37,22 +38,25 @@ def test_a_smoke_run_log_is_quiet_and_ends_with_its_time_breakdown(tmp_path):
     assert abs(sum(parts) - float(match.group(9))) <= 0.05 * 9 and int(match.group(11)) > 0  # each rounded
 
 
-def test_every_program_of_a_run_compiles_once(tmp_path):
-    """Evaluation and figures compile ahead in a thread; a mismatch with the real call would compile twice."""
+@pytest.mark.parametrize("eval_batch_size", [1000, 100])
+def test_every_program_of_a_run_compiles_once(tmp_path, eval_batch_size):
+    """The first chunk, evaluation and figures compile ahead in threads; a mismatch with the real call would
+    compile twice. 1000: the 359 test images in one eval batch; 100: 3 full batches and a remainder of 59."""
     counts = collections.Counter()
 
     def count(event, duration, **kwargs):
         if event == "/jax/core/compile/backend_compile_duration":
             counts[kwargs.get("fun_name")] += 1
 
+    config = beta_vae.get_config("smoke")
+    config.eval_batch_size = eval_batch_size
     jax.monitoring.register_event_duration_secs_listener(count)
     try:
-        train_and_evaluate(beta_vae.get_config("smoke"), str(tmp_path))
+        train_and_evaluate(config, str(tmp_path))
     finally:
         jax.monitoring.unregister_event_duration_listener(count)
-    twice = {name: n for name, n in counts.items() if n > (2 if name == "jit(evaluate_batches)" else 1)}
-    assert not twice, counts  # evaluate_batches: full batches and the remainder (359 = 3 × 100 + 59)
-    assert counts["jit(train_chunk)"] == 1 and counts["jit(sample)"] == 1
+    assert counts.pop("jit(evaluate_batches)") == (1 if eval_batch_size == 1000 else 2), counts
+    assert set(counts.values()) == {1} and counts["jit(train_chunk)"] == counts["jit(init)"] == 1, counts
 
 
 def test_a_slow_compile_ahead_survives_the_first_chunk_donating_the_state(tmp_path, monkeypatch):

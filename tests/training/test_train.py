@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import aejax
+from aejax import objectives
 from aejax.core.errors import ConfigError, IncompatibleCheckpointError, NonFiniteLossError
 from aejax.data import batches, placement, splits
 from aejax.training import checkpoint
@@ -273,3 +274,25 @@ def test_a_model_too_large_for_memory_is_refused_before_allocating(tmp_path, mon
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "parameters" in
                 r.getMessage()]
     assert warnings and warnings[0].startswith(f"model 'vae' has {num_params:,} parameters")
+
+
+def test_evaluation_is_a_per_example_mean_however_the_test_split_is_batched():
+    """Full batches and a remainder are weighted by their sizes: 3 × 100 + 59 gives the mean of the 359 losses
+    taken one image at a time. A deterministic model (an AE on unbinarised images): batching changes no noise."""
+    config = smoke(model="ae", binarize="none")
+    variant = objectives.get("ae")
+    model = variant.build_model(config, (8, 8, 1))
+    sample = jnp.zeros((1, 8, 8, 1))
+    params = model.init(jax.random.PRNGKey(1), *variant.init_inputs(config, sample, jax.random.PRNGKey(2)))
+    split = splits.load(config, "test")
+    loss_fn = variant.make_loss(model, config)
+    rng, step = jnp.zeros((2,), jnp.uint32), jnp.asarray(0)
+    means = {}
+    for batch_size in (100, 359):
+        config.eval_batch_size = batch_size
+        means[batch_size] = float(make_evaluate(loss_fn, config)(params, placement.put_on_device(split), rng,
+                                                                 step)["loss"])
+    one_at_a_time = [float(loss_fn(params, {"image": image[None] / 255.0, "label": label[None]}, rng, step)[0])
+                     for image, label in zip(np.asarray(split.images, np.float32), np.asarray(split.labels))]
+    assert means[100] == pytest.approx(np.mean(one_at_a_time), rel=1e-5)
+    assert means[359] == pytest.approx(np.mean(one_at_a_time), rel=1e-5)
