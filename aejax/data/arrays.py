@@ -92,6 +92,11 @@ def derived_dir(name: str, what: str, data_dir: str | None = None) -> Path:
     return cache_dir(data_dir) / spec.tfds_name / spec.version / what
 
 
+def arrays_dir(name: str, split: str, data_dir: str | None = None) -> Path:
+    """Where the array cache of a split lives (``image.npy``, ``label.npy``, ...): written by its first `load_split`."""
+    return _arrays_dir(cache_dir(data_dir), name, split)
+
+
 def _arrays_dir(root: Path, name: str, split: str) -> Path:
     spec = SPECS[name]
     return root / spec.tfds_name / spec.version / _ARRAYS_DIR / split

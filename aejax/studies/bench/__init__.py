@@ -4,7 +4,7 @@
                           [--models=ae,contractive,adversarial] [--batch_sizes=32,...,1024]
                           [--dtype=float32|bf16]
 
-Everything but startup runs in one process on the default JAX backend (the device is
+Everything but startup and process runs in one process on the default JAX backend (the device is
 printed), on Fashion-MNIST:
 
 * vae: the canonical VAE (experiments/vae.py: 784-400-20 MLP, Bernoulli
@@ -28,12 +28,15 @@ printed), on Fashion-MNIST:
   are skipped with a note;
 * batch: the VAE at several batch sizes, with the matmul bound of each;
 * startup: whole processes, not this one: JAX's own start against a warm and
-  a cold smoke run (`startup`; minima over `--repeats` alternating rounds).
+  a cold smoke run (`startup`; minima over `--repeats` alternating rounds);
+* by name: conv (the conv VAE, beside its PyTorch mirror), dtype, population,
+  likelihood, and process: the canonical VAE as a whole `python -m aejax.main`
+  process against the PyTorch script as a whole process (`process`).
 
 Timings on a shared machine are rough: the bench warms up, takes medians,
 and prints its peak host memory (maxrss) at the end.
 
 Modules: `harness` (options, a variant ready to step, timing, the matmul bound),
-`sections` (one function per section), `startup` (whole processes), `report` (the printed table and ratios),
-`torch_vae` (the PyTorch baseline).
+`sections` (one function per section), `startup` and `process` (whole processes), `report` (the printed table
+and ratios), `torch_vae` (the PyTorch baselines, also runnable as a script).
 """

@@ -9,8 +9,8 @@ import time
 from typing import Any, Callable
 
 SECTIONS = ("vae", "loop", "torch", "matmul", "profile", "models", "batch", "startup", "conv", "dtype", "population",
-            "likelihood")
-DEFAULT_SECTIONS = SECTIONS[:8]  # conv, dtype, population and likelihood take minutes each: ask for them by name
+            "likelihood", "process")
+DEFAULT_SECTIONS = SECTIONS[:8]  # conv, dtype, population, likelihood and process take minutes: ask by name
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import resource
 
-from aejax.studies.bench import conv, dtype, likelihood, population, startup
+from aejax.studies.bench import conv, dtype, likelihood, population, process, startup
 from aejax.studies.bench.harness import BenchOptions, median_rate
 
 
@@ -82,6 +82,10 @@ def report(results: dict, header: str, options: BenchOptions) -> str:
         lines.append("")
     if results.get("startup"):
         lines += startup.report(results["startup"])
+    if results.get("process"):
+        skipped = results["process"].get("skipped")
+        lines += [f"Whole process against PyTorch: skipped: {skipped}", ""] if skipped else \
+            process.report(results["process"])
     for name, module in (("conv", conv), ("dtype", dtype), ("population", population), ("likelihood", likelihood)):
         if results.get(name):
             lines += module.report_lines(results[name], options)

@@ -159,8 +159,21 @@ def section_batch(ctx, options: BenchOptions) -> dict:
 def section_startup(ctx, options: BenchOptions) -> dict:
     """Whole processes: JAX's own start against a warm and a cold smoke run (see `startup`)."""
     del ctx
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-    return startup.run(options.startup_config, options.repeats, repo)
+    return startup.run(options.startup_config, options.repeats, _repo())
+
+
+def _repo() -> str:
+    """The repository's root: where whole-process sections run `python -m aejax.main` (its experiments/)."""
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+
+def section_process(ctx, options: BenchOptions) -> dict:
+    """Whole processes: aejax's canonical VAE run against the PyTorch script's (see `process`)."""
+    del ctx
+    from aejax.studies.bench import process
+    if importlib.util.find_spec("torch") is None:
+        return {"skipped": "torch is not installed (pip install '.[bench]' or torch==2.13.0, CPU build)"}
+    return process.run(options.epochs, options.repeats, _repo(), options.dataset)
 
 
 def section_population(ctx, options: BenchOptions) -> dict:
@@ -186,8 +199,8 @@ def section_dtype(ctx, options: BenchOptions) -> dict:
 SECTION_FNS = {"vae": section_vae, "loop": section_loop, "torch": section_torch,
                "matmul": section_matmul, "profile": section_profile, "models": section_models,
                "batch": section_batch, "startup": section_startup, "conv": section_conv, "dtype": section_dtype,
-               "population": section_population, "likelihood": section_likelihood}
-IN_PROCESS = set(SECTION_FNS) - {"startup"}  # the sections that need the dataset loaded here
+               "population": section_population, "likelihood": section_likelihood, "process": section_process}
+IN_PROCESS = set(SECTION_FNS) - {"startup", "process"}  # the sections that need the dataset loaded here
 
 
 def load_data(options: BenchOptions) -> dict:

@@ -34,17 +34,23 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _run(command: list[str], env: dict[str, str], cwd: str) -> tuple[tuple[float, float], str]:
-    """((wall seconds, CPU seconds), its log) of one whole process."""
+def run_process(command: list[str], env: dict[str, str], cwd: str) -> tuple[tuple[float, float], str, str]:
+    """((wall seconds, CPU seconds), stdout, stderr) of one whole process; RuntimeError if it failed."""
     start, cpu = time.perf_counter(), _cpu_seconds()
     result = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True)
     seconds = (time.perf_counter() - start, _cpu_seconds() - cpu)
     if result.returncode:
         raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}): {result.stderr[-2000:]}")
-    return seconds, result.stderr
+    return seconds, result.stdout, result.stderr
 
 
-def _time_line(log: str) -> str:
+def _run(command: list[str], env: dict[str, str], cwd: str) -> tuple[tuple[float, float], str]:
+    """((wall seconds, CPU seconds), its log) of one whole process."""
+    seconds, _, log = run_process(command, env, cwd)
+    return seconds, log
+
+
+def time_line(log: str) -> str:
     lines = [line.split("] ", 1)[-1] for line in log.splitlines() if "] time: " in line]
     return lines[-1] if lines else "(no time: line in the log)"
 
@@ -64,7 +70,7 @@ def run(config: str, repeats: int, repo: str, say=print) -> dict:
             warm, log = _run([*smoke, f"--workdir={tmp}/warm{i}"], {**env, "AEJAX_COMPILATION_CACHE": warm_cache},
                              repo)
             seconds["warm"].append(warm)
-            breakdown = _time_line(log)
+            breakdown = time_line(log)
             cold_cache = os.path.join(tmp, f"cold-cache{i}")
             seconds["cold"].append(_run([*smoke, f"--workdir={tmp}/cold{i}"],
                                         {**env, "AEJAX_COMPILATION_CACHE": cold_cache}, repo)[0])
