@@ -3,6 +3,7 @@ import collections
 import logging
 import os
 import re
+import struct
 import subprocess
 import sys
 import time
@@ -36,6 +37,30 @@ def test_a_smoke_run_log_is_quiet_and_ends_with_its_time_breakdown(tmp_path):
     assert match, last
     parts = [float(x) for x in match.groups()[:8]]
     assert abs(sum(parts) - float(match.group(9))) <= 0.05 * 9 and int(match.group(11)) > 0  # each rounded
+    # The command ends without the interpreter's teardown (`cli.exit_without_teardown`): all it wrote is whole.
+    import aejax
+    from aejax.training.writers import read_metrics
+    assert aejax.load(str(tmp_path)).step == 20 and aejax.load(str(tmp_path), step=10).step == 10
+    assert [r["step"] for r in read_metrics(str(tmp_path)) if "eval/elbo" in r] == [10, 20]
+    (events_file,) = (tmp_path / "tensorboard").iterdir()
+    assert _whole_tfrecords(events_file.read_bytes()) > 10
+
+
+def _whole_tfrecords(data: bytes) -> int:
+    """The number of records of a TFRecord file, each checked whole: its length and both masked CRC-32Cs."""
+    from tensorboardX.crc32c import crc32c
+
+    def masked(chunk):
+        crc = crc32c(chunk)
+        return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+    at, count = 0, 0
+    while at < len(data):
+        (length,) = struct.unpack("<Q", data[at:at + 8])
+        assert struct.unpack("<I", data[at + 8:at + 12])[0] == masked(data[at:at + 8])
+        assert struct.unpack("<I", data[at + 12 + length:at + 16 + length])[0] == masked(data[at + 12:at + 12 + length])
+        at, count = at + 16 + length, count + 1
+    return count
 
 
 @pytest.mark.parametrize("eval_batch_size", [1000, 100])
