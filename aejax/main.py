@@ -39,7 +39,8 @@ def main(argv):
                  "" if _WORKDIR.value else " (the default for this config; --workdir=DIR for another)")
     with cli.one_line_errors():
         train_and_evaluate(_CONFIG.value, workdir, allow_config_change=_ALLOW.value)
-    cli.exit_without_teardown(0)  # everything is written: skip the ~0.5 s of freeing XLA's programs
+    if jax.process_count() == 1:  # a multi-process job leaves through jax.distributed's own shutdown
+        cli.exit_without_teardown(0)  # everything is written: skip the ~0.5 s of freeing XLA's programs
 
 
 if __name__ == "__main__":

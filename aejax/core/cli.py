@@ -158,7 +158,9 @@ def exit_without_teardown(status: int = 0) -> None:
     `python -m aejax.bench --sections=startup`. What a normal exit would still do is
     done first: other threads are joined (as the interpreter would), the exit
     handlers run (JAX's, orbax's, pending `weakref.finalize`s), logs and the standard
-    streams are flushed; then the process ends with `status`.
+    streams are flushed; then the process ends with `status`. Single-process runs only:
+    a multi-process job's processes leave through `jax.distributed`'s shutdown, which
+    a joined thread can wait on (tests/training/test_parallel.py runs both).
     """
     import atexit
     import threading
