@@ -37,7 +37,8 @@ def _array_files(dataset: str) -> tuple[str, str]:
     """(train, test) image .npy files of aejax's array cache, written first if missing."""
     from aejax.data import arrays
     for split in ("train", "test"):
-        arrays.load_split(dataset, split)
+        if not (arrays.arrays_dir(dataset, split) / "meta.json").is_file():  # complete caches have it
+            arrays.load_split(dataset, split)
     return tuple(os.fspath(arrays.arrays_dir(dataset, split) / "image.npy") for split in ("train", "test"))
 
 
