@@ -7,15 +7,15 @@ sets the class, z the style), and the codes q(z | x, y) in latents.npz.
 """
 from __future__ import annotations
 
+import functools
 import os
 
 import jax
 import numpy as np
-from absl import logging
 
 from aejax.data.catalog import dataset_info
 from aejax.figures import grids
-from aejax.figures.page import Figure, write_index_html
+from aejax.figures.page import Figure, save_figure, write_index_html
 
 
 def conditional_figures(trained, data, out: str, options, title: str, evaluation, config: dict) -> list[Figure]:
@@ -24,11 +24,7 @@ def conditional_figures(trained, data, out: str, options, title: str, evaluation
     num = min(options.num_images, len(data.grey))
     num_cols = int(np.sqrt(num)) if num >= 16 else num
     shown: list[Figure] = []
-
-    def save(name: str, grid: np.ndarray, title: str, caption: str) -> None:
-        grids.save_png(os.path.join(out, name), grid)
-        shown.append(Figure(name, title, caption))
-        logging.info("inspect: wrote %s", name)
+    save = functools.partial(save_figure, out, shown)
 
     save("reconstructions.png", grids.reconstruction_grid(trained, data.grey[:num], num_cols, data.labels[:num]),
          "Reconstructions", "Rows labelled input: grey-level test inputs; below each, reconstruction: "

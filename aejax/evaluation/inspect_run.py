@@ -10,6 +10,7 @@ registry fields. Each step says when it starts and ends (and every 15 s between,
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from typing import Any, Callable
 
@@ -26,7 +27,7 @@ from aejax.evaluation.inspect_conditional import conditional_figures
 from aejax.evaluation.inputs import codes_of, encode_all, evaluation_split, load_eval_data
 from aejax.figures import grids, latents, plots
 from aejax.figures.latents import GRID_PROBABILITIES
-from aejax.figures.page import EvalTable, Figure, write_index_html
+from aejax.figures.page import EvalTable, Figure, save_figure, write_index_html
 from aejax.objectives.denoising import CORRUPTIONS
 from aejax.training.restore import load, load_config
 from aejax.training.workdir import check_writable
@@ -76,11 +77,7 @@ def inspect_run(workdir: str, step: int | None = None,
     num = min(options.num_images, len(data.grey))
     num_cols = int(np.sqrt(num)) if num >= 16 else num
     shown: list[Figure] = []
-
-    def save(name: str, grid: np.ndarray, title: str, caption: str) -> None:
-        grids.save_png(os.path.join(out, name), grid)
-        shown.append(Figure(name, title, caption))
-        logging.info("inspect: wrote %s", name)
+    save = functools.partial(save_figure, out, shown)
 
     save("reconstructions.png", grids.reconstruction_grid(trained, data.grey[:num], num_cols), "Reconstructions",
          "Rows labelled input: grey-level test inputs; below each, reconstruction: decode(code(x)), the "

@@ -6,12 +6,24 @@ import html
 import json
 import os
 
+import numpy as np
+from absl import logging
+
+from aejax.figures import grids
+
 
 @dataclasses.dataclass(frozen=True)
 class Figure:
     filename: str
     title: str
     caption: str
+
+
+def save_figure(out: str, shown: list[Figure], name: str, grid: np.ndarray, title: str, caption: str) -> None:
+    """Writes the image `grid` to out/name and lists it, with its title and caption, for the page."""
+    grids.save_png(os.path.join(out, name), grid)
+    shown.append(Figure(name, title, caption))
+    logging.info("inspect: wrote %s", name)
 
 
 @dataclasses.dataclass(frozen=True)
