@@ -12,22 +12,10 @@ from aejax import objectives
 from aejax.evaluation.evaluate_run import EvalOptions, evaluate_run, format_table
 from aejax.evaluation.likelihood import likelihood_estimates, variant_estimates
 from aejax.training.loop import train_and_evaluate
+from tests.numpy_reference import dense_layers, numpy_mlp
 
 SHAPE = (8, 8, 1)
 K, CHUNK = 12, 5  # the last chunk overhangs: 3 chunks, 15 draws, 12 used
-
-
-def dense_layers(tree):
-    return [(np.asarray(tree[f"dense_{i}"]["kernel"], np.float64), np.asarray(tree[f"dense_{i}"]["bias"], np.float64))
-            for i in range(len(tree))]
-
-
-def numpy_mlp(layers, h, activate_last):
-    for i, (w, b) in enumerate(layers):
-        h = h @ w + b
-        if i < len(layers) - 1 or activate_last:
-            h = np.maximum(h, 0)
-    return h
 
 
 def numpy_encoder(p, x, onehot):

@@ -9,21 +9,9 @@ from aejax import objectives
 from aejax.core.errors import ConfigError
 from aejax.evaluation import inspect_run
 from aejax.training.loop import train_and_evaluate
+from tests.numpy_reference import dense_layers, numpy_mlp
 
 SHAPE = (8, 8, 1)
-
-
-def dense_layers(tree):
-    return [(np.asarray(tree[f"dense_{i}"]["kernel"], np.float64), np.asarray(tree[f"dense_{i}"]["bias"], np.float64))
-            for i in range(len(tree))]
-
-
-def numpy_mlp(layers, h, activate_last):
-    for i, (w, b) in enumerate(layers):
-        h = h @ w + b
-        if i < len(layers) - 1 or activate_last:
-            h = np.maximum(h, 0)
-    return h
 
 
 def test_conditional_elbo_matches_numpy_with_closed_form_kl_and_bernoulli_log_likelihood(built):
@@ -86,7 +74,6 @@ def test_cvae_trains_on_labelled_batches_samples_by_class_and_draws_a_class_grid
     shown = inspect_run.inspect_run(workdir, options=inspect_run.InspectOptions(num_images=16, umap=False))
     assert {f.filename for f in shown} == {"reconstructions.png", "class_samples.png"}
     assert (tmp_path / "inspect" / "class_samples.png").exists() and (tmp_path / "inspect" / "index.html").exists()
-
 
 
 def test_a_conv_cvae_sees_the_label_as_constant_channels(built):
