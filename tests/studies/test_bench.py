@@ -1,4 +1,5 @@
 """The bench: its FLOP count against a hand count, and one tiny end-to-end run of the command."""
+import importlib.util
 import os
 import re
 import subprocess
@@ -33,6 +34,8 @@ def test_bench_command_prints_the_table_on_a_tiny_dataset():
     for expected in ("backend cpu", "examples/s", "fraction of matmul bound", "scan / per-step loop",
                      "no_such_model", "skipped: not registered", "batch 32", "peak host memory"):
         assert expected in out, out
+    has_torch = importlib.util.find_spec("torch") is not None  # with it, the same matmuls through torch's kernels
+    assert ("XLA float32" in out and "torch bfloat16" in out) == has_torch, out
 
 
 @pytest.mark.slow

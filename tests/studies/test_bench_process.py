@@ -28,6 +28,17 @@ def test_the_report_prints_minima_their_ratio_and_the_share_outside_training():
     text = "\n".join(process.report(result))
     assert "aejax is 1.50x PyTorch's speed by wall time (target >= 2x: not met); CPU 1.79x" in text, text
     assert "outside it 2.4s = 26% (target <= 10%)" in text and "-ELBO 245.50, 245.50" in text, text
+    assert "would take" not in text  # no matmul section, no ceiling
+
+
+def test_the_ceiling_puts_training_at_the_matmul_bound_and_keeps_the_rest_of_the_run():
+    """5 epochs of 60,000 at batch 128 = 2,340 steps at 2 ms = 4.68 s, plus the 2.4 s outside training."""
+    result = {"seconds": {"aejax": [(9.1, 14.0)], "torch": [(14.16, 25.0)]},
+              "negative_elbo": {"aejax": [245.5], "torch": [245.5]}, "breakdown": TIME_LINE, "epochs": 5,
+              "train_examples": 60_000, "commands": {"aejax": "aejax", "torch": "torch"}}
+    assert process.at_matmul_bound(result, {"seconds_per_step": 2e-3}) == pytest.approx(2.4 + 4.68)
+    text = "\n".join(process.report(result, {"seconds_per_step": 2e-3}))
+    assert "the run would take 7.1s: 2.00x PyTorch's" in text, text
 
 
 @pytest.mark.parametrize("side", [28, 8])

@@ -38,6 +38,10 @@ def report(results: dict, header: str, options: BenchOptions) -> str:
                          f"{matmul['seconds_per_step'] * 1e3:.2f} ms/step = "
                          f"{matmul['flops_per_step'] / matmul['seconds_per_step'] / 1e9:.1f} GFLOP/s → "
                          f"{matmul['examples_per_sec']:,.0f} examples/s")
+            if matmul.get("frameworks"):
+                lines.append("  the same matmuls through each framework's kernels (GFLOP/s): " + ", ".join(
+                    f"{name} {matmul['flops_per_step'] / seconds / 1e9:,.0f}"
+                    for name, seconds in matmul["frameworks"].items()))
         lines.append("  ratios:")
         if median_rate(vae) and torch_ok:
             lines.append(f"    aejax / torch examples/s     {median_rate(vae) / median_rate(torch_):6.2f}×   (target ≥ 1.5×)")
@@ -85,7 +89,7 @@ def report(results: dict, header: str, options: BenchOptions) -> str:
     if results.get("process"):
         skipped = results["process"].get("skipped")
         lines += [f"Whole process against PyTorch: skipped: {skipped}", ""] if skipped else \
-            process.report(results["process"])
+            process.report(results["process"], matmul)
     for name, module in (("conv", conv), ("dtype", dtype), ("population", population), ("likelihood", likelihood)):
         if results.get(name):
             lines += module.report_lines(results[name], options)

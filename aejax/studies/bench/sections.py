@@ -73,8 +73,18 @@ def section_matmul(ctx, options: BenchOptions) -> dict:
     setup = ctx.get("setup") or make_setup(base_config(options, "vae"), ctx["train"])
     matmuls = canonical_matmuls(setup, setup.config.batch_size)
     seconds = matmul_bound_seconds(matmuls, options.matmul_dtype, options.repeats, options.now)
-    return {"seconds_per_step": seconds, "flops_per_step": flops(matmuls),
-            "examples_per_sec": setup.config.batch_size / seconds, "num_matmuls": len(matmuls)}
+    result = {"seconds_per_step": seconds, "flops_per_step": flops(matmuls),
+              "examples_per_sec": setup.config.batch_size / seconds, "num_matmuls": len(matmuls)}
+    if importlib.util.find_spec("torch") is not None:  # the same matmuls through each framework's kernels
+        import jax.numpy as jnp
+        from aejax.studies.bench import torch_vae
+        threads = options.torch_threads or os.cpu_count()
+        result["frameworks"] = {
+            "XLA float32": matmul_bound_seconds(matmuls, jnp.float32, options.repeats, options.now),
+            "XLA bfloat16": matmul_bound_seconds(matmuls, jnp.bfloat16, options.repeats, options.now),
+            **{f"torch {dtype}": torch_vae.matmul_seconds(matmuls, threads, dtype, repeats=options.repeats,
+                                                          clock=options.now) for dtype in ("float32", "bfloat16")}}
+    return result
 
 
 def _profile_variants(ctx, options: BenchOptions):

@@ -112,6 +112,30 @@ def run(train_images: np.ndarray, test_images: np.ndarray, *, epochs: int, batch
             "version": torch.__version__}
 
 
+def matmul_seconds(matmuls, threads: int, dtype: str = "float32", iterations: int = 50, repeats: int = 3,
+                   clock: Callable[[], float] = time.perf_counter) -> float:
+    """Seconds per step of only these (m, k, n) matmuls in eager PyTorch: its GEMM library at the step's shapes.
+
+    The bench's `matmul` section prints it beside XLA's bound: how fast the same
+    arithmetic can run through each framework's matmul kernels on this CPU (what
+    caps any ratio of whole training steps). Minimum over `repeats` timings.
+    """
+    torch.set_num_threads(threads)
+    generator = torch.Generator().manual_seed(0)
+    operands = [(torch.randn(m, k, generator=generator).to(getattr(torch, dtype)),
+                 torch.randn(k, n, generator=generator).to(getattr(torch, dtype))) for m, k, n in matmuls]
+    for a, b in operands:  # warm-up: first calls pick kernels and allocate
+        torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        start = clock()
+        for _ in range(iterations):
+            for a, b in operands:
+                torch.mm(a, b)
+        best = min(best, (clock() - start) / iterations)
+    return best
+
+
 def main(argv: list[str] | None = None) -> None:
     """The baseline as a whole process (the bench's `process` section): a plain script, no aejax, no JAX imported.
 
