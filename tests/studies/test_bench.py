@@ -64,7 +64,7 @@ def test_population_conv_and_dtype_sections_print_their_figures_side_by_side():
         env=dict(os.environ, JAX_PLATFORMS="cpu", JAX_DISABLE_MOST_OPTIMIZATIONS="1"))
     assert result.returncode == 0, result.stderr[-3000:]
     for expected in ("one run (the trainer's chunk)", "population of 1 side by side", "population of 3 vmapped", "of the bound",
-                     "Conv VAE", "per-step calls", "bf16 / float32", "dSprites MLP",
+                     "Conv VAE", "per-step calls", "conv_general_dilated_patches + matmul", "bf16 / float32", "dSprites MLP",
                      "K = 20 over 359 test images", "estimator / matmul floor"):
         assert expected in result.stdout, result.stdout
 
@@ -79,3 +79,17 @@ def test_the_likelihood_floor_counts_the_canonical_decoders_matmuls():
     setup = make_setup(config, splits.load(config, "test"))
     params = jax.eval_shape(setup.init).params
     assert decoder_matmuls(params, 10_000) == [(10_000, 20, 400), (10_000, 400, 784)]
+
+
+@pytest.mark.parametrize("side,kernel_side,stride", [(28, 4, 2), (7, 3, 1), (9, 4, 2), (14, 3, 1)])
+def test_the_patch_formulations_of_a_conv_equal_laxs_convolution(side, kernel_side, stride):
+    """The conv section's alternatives compute the same 'SAME' conv as the model's lax conv (odd sides included)."""
+    import jax
+    import numpy as np
+    from aejax.studies.bench import conv
+    key_x, key_k = jax.random.split(jax.random.PRNGKey(0))
+    x = jax.random.normal(key_x, (3, side, side, 5))
+    kernel = jax.random.normal(key_k, (kernel_side, kernel_side, 5, 7))
+    expected = np.asarray(conv._conv_lax(x, kernel, stride))
+    for formulation in (conv._conv_patches, conv._conv_slices):
+        np.testing.assert_allclose(np.asarray(formulation(x, kernel, stride)), expected, rtol=1e-4, atol=1e-4)
