@@ -77,7 +77,7 @@ def conv_formulations(options: BenchOptions, batch_size: int = 128) -> dict:
             return jnp.mean((h - x) ** 2)
         step = jax.jit(jax.grad(loss))
         grads = jax.block_until_ready(step(kernels))
-        reference = reference or grads
+        reference = grads if reference is None else reference
         seconds = median_seconds(lambda: jax.block_until_ready([step(kernels) for _ in range(5)]), options.repeats,
                                  options.now) / 5
         rows[name] = {"examples_per_sec": batch_size / seconds, "max_gradient_difference": max(

@@ -79,9 +79,10 @@ def section_matmul(ctx, options: BenchOptions) -> dict:
         import jax.numpy as jnp
         from aejax.studies.bench import torch_vae
         threads = options.torch_threads or os.cpu_count()
+        xla = {dtype: seconds if dtype == options.matmul_dtype else  # the bound above is one of them
+               matmul_bound_seconds(matmuls, dtype, options.repeats, options.now) for dtype in (jnp.float32, jnp.bfloat16)}
         result["frameworks"] = {
-            "XLA float32": matmul_bound_seconds(matmuls, jnp.float32, options.repeats, options.now),
-            "XLA bfloat16": matmul_bound_seconds(matmuls, jnp.bfloat16, options.repeats, options.now),
+            "XLA float32": xla[jnp.float32], "XLA bfloat16": xla[jnp.bfloat16],
             **{f"torch {dtype}": torch_vae.matmul_seconds(matmuls, threads, dtype, repeats=options.repeats,
                                                           clock=options.now) for dtype in ("float32", "bfloat16")}}
     return result
