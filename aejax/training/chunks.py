@@ -2,9 +2,10 @@
 
 A chunk of steps runs as one `lax.scan` inside one jitted call, with the state
 donated: one dispatch per chunk. On the device path the batches of the chunk are
-gathered inside the call from the whole split; on the host paths they arrive
-gathered (`aejax.data.batches.HostBatches`). Either way the batch of step t
-depends only on (seed, t).
+gathered inside the call from the whole split, by indices drawn on the host
+(`aejax.data.batches.EpochOrders`); on the host paths they arrive gathered
+(`aejax.data.batches.HostBatches`). Either way the batch of step t depends only
+on (seed, t).
 """
 from __future__ import annotations
 
@@ -34,22 +35,10 @@ def _jit_chunk(chunk, mesh, data_shardings, donate: bool = True, **kwargs):
                    out_shardings=(replicated, replicated), **kwargs)
 
 
-def chunk_parts(train_step, config, num_examples: int, mesh=None):
-    """(chunk_indices, one_step) of a run: the batch indices of a chunk's steps, and one step on its batch.
-
-    chunk_indices(state, num_steps) → indices [num_steps, batch]; one_step(state,
-    images, labels, indices [batch]) → (state, metrics), gathering the batch from
-    the whole split on the device. A population vmaps both over its members.
-    """
-    batch_size = config.batch_size
+def make_one_step(train_step, config, mesh=None):
+    """one_step(state, images, labels, indices [batch]) → (state, metrics): one step on the batch of
+    those rows of the whole split, gathered on the device. A population vmaps it over its members."""
     batch_step = make_batch_step(train_step, config, mesh)
-
-    def chunk_indices(state: TrainState, num_steps: int):
-        indices = batches.batch_indices(permutation_key(state.rng), state.step, num_steps,
-                                         num_examples, batch_size)
-        if mesh is not None:
-            indices = parallel.constrain_batch(indices, mesh, batch_axis=1)
-        return indices
 
     def one_step(state: TrainState, images, labels, batch_indices):
         # Rows of flat images: a gather of contiguous rows is ~9× cheaper on CPU than of [H, W, C] slices.
@@ -57,32 +46,36 @@ def chunk_parts(train_step, config, num_examples: int, mesh=None):
         batch_images = flat[batch_indices].reshape(-1, *images.shape[1:])
         return batch_step(state, batch_images, labels[batch_indices])
 
-    return chunk_indices, one_step
+    return one_step
 
 
-def compile_chunk(chunk_indices, one_step, scan_steps: bool, mesh=None, donate: bool = True):
-    """(state, images, labels, num_steps) → (state, per-step metrics) from a run's (or population's) parts.
+def compile_chunk(one_step, scan_steps: bool, mesh=None, donate: bool = True):
+    """(state, images, labels, indices [num_steps, ..., batch]) → (state, per-step metrics) from a one_step.
 
-    `scan_steps`: the steps run as one `lax.scan` in one jitted call. Otherwise the
-    chunk's batch indices are computed in one call and each step is its own jitted
-    call: XLA:CPU runs convolutions inside a loop body ~10x slower than outside one
-    (jax-ml/jax#12868; measured here for the 64x64 conv VAE: 3.5 s vs 0.4 s of CPU
-    per step), which the Python loop avoids. Batches and keys are the same either
-    way (they depend on the global step only); numbers may differ in the last bits.
+    The indices of a chunk's steps come from `aejax.data.batches.EpochOrders`
+    (drawn on the host, each epoch once); their last axis is the batch, split
+    over `mesh`. `scan_steps`: the steps run as one `lax.scan` in one jitted call.
+    Otherwise each step is its own jitted call: XLA:CPU runs convolutions inside a
+    loop body ~10x slower than outside one (jax-ml/jax#12868; measured here for
+    the 64x64 conv VAE: 3.5 s vs 0.4 s of CPU per step), which the Python loop
+    avoids. Batches and keys are the same either way (they depend on the global
+    step only); numbers may differ in the last bits.
     """
-    def train_chunk(state, images, labels, num_steps: int):
-        return jax.lax.scan(lambda s, idx: one_step(s, images, labels, idx), state,
-                            chunk_indices(state, num_steps))
+    def constrained(indices):
+        return indices if mesh is None else parallel.constrain_batch(indices, mesh, batch_axis=indices.ndim - 1)
+
+    def train_chunk(state, images, labels, indices):
+        return jax.lax.scan(lambda s, idx: one_step(s, images, labels, idx), state, constrained(indices))
 
     if scan_steps:
         replicated = None if mesh is None else parallel.replicated(mesh)
-        return _jit_chunk(train_chunk, mesh, (replicated, replicated), donate, static_argnums=3)
+        return _jit_chunk(train_chunk, mesh, (replicated, replicated, replicated), donate)
 
-    jit_indices = jax.jit(chunk_indices, static_argnums=1)
-    jit_step = jax.jit(one_step, donate_argnums=0 if donate else ())
+    jit_step = jax.jit(lambda state, images, labels, idx: one_step(state, images, labels, constrained(idx)),
+                       donate_argnums=0 if donate else ())
 
-    def looped_chunk(state, images, labels, num_steps: int):
-        indices, metrics = jit_indices(state, num_steps), []
+    def looped_chunk(state, images, labels, indices):
+        metrics = []
         for step_indices in indices:
             state, step_metrics = jit_step(state, images, labels, step_indices)
             metrics.append(step_metrics)
@@ -91,16 +84,21 @@ def compile_chunk(chunk_indices, one_step, scan_steps: bool, mesh=None, donate: 
     return looped_chunk
 
 
-def make_train_chunk(train_step, config, num_examples: int, mesh=None):
-    """Jitted (state, images, labels, num_steps) → (state, per-step metrics).
+def place_indices(indices: np.ndarray, mesh=None):
+    """A chunk's host indices as its program takes them: replicated over `mesh` (every process the same)."""
+    return indices if mesh is None else jax.device_put(indices, parallel.replicated(mesh))
 
-    The batches of `num_steps` consecutive steps are gathered on the device
-    (from the whole split, replicated on every device of `mesh`) and the
-    steps run as one `lax.scan` (or, with `config.scan_steps = False`, as one
-    jitted call each; see `compile_chunk`).
+
+def make_train_chunk(train_step, config, mesh=None):
+    """Jitted (state, images, labels, indices [num_steps, batch]) → (state, per-step metrics).
+
+    The batches of the chunk's steps are gathered on the device (from the whole
+    split, replicated on every device of `mesh`) by the `indices` of
+    `EpochOrders.indices(first_step, num_steps)`, and the steps run as one
+    `lax.scan` (or, with `config.scan_steps = False`, as one jitted call each;
+    see `compile_chunk`).
     """
-    chunk_indices, one_step = chunk_parts(train_step, config, num_examples, mesh)
-    return compile_chunk(chunk_indices, one_step, config.get("scan_steps", True), mesh)
+    return compile_chunk(make_one_step(train_step, config, mesh), config.get("scan_steps", True), mesh)
 
 
 def make_batches_chunk(train_step, config, mesh=None):
@@ -123,7 +121,9 @@ class DeviceFeed:
 
     def __init__(self, train_step, config, train, mesh):
         self._data = put_on_device(train, parallel.replicated(mesh))
-        self._chunk = make_train_chunk(train_step, config, train.num_examples, mesh)
+        self._batch_size, self._mesh = config.batch_size, mesh
+        self._chunk = make_train_chunk(train_step, config, mesh)
+        self._orders = None
 
     def compile(self, state_shapes: TrainState, num_steps: int) -> None:
         """Compiles the program of a `num_steps` chunk from the state's shapes alone (before the state exists).
@@ -133,13 +133,19 @@ class DeviceFeed:
         the compiled program (tests/training/test_startup.py counts compiles).
         """
         if hasattr(self._chunk, "lower"):  # a jitted call per step (scan_steps=False) compiles as it goes
-            self._chunk.lower(state_shapes, self._data.images, self._data.labels, num_steps).compile()
+            sharding = None if self._mesh is None else parallel.replicated(self._mesh)
+            indices = jax.ShapeDtypeStruct((num_steps, self._batch_size), jnp.int32, sharding=sharding)
+            self._chunk.lower(state_shapes, self._data.images, self._data.labels, indices).compile()
 
     def start(self, state: TrainState, schedule) -> None:
-        del state, schedule  # the batch of step t depends on (seed, t) only, gathered inside the call
+        """Draws the epochs' orders from the state's permutation key (the batch of step t depends on (seed, t))."""
+        del schedule
+        key = np.asarray(permutation_key(parallel.local_copy(state.rng)))
+        self._orders = batches.EpochOrders(key, self._data.num_examples, self._batch_size)
 
     def __call__(self, state, first_step: int, num_steps: int):
-        return self._chunk(state, self._data.images, self._data.labels, num_steps)
+        indices = place_indices(self._orders.indices(first_step, num_steps), self._mesh)
+        return self._chunk(state, self._data.images, self._data.labels, indices)
 
 
 class HostFeed:

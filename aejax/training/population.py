@@ -34,14 +34,14 @@ from absl import logging
 
 from aejax import data, objectives
 from aejax.core import parallel
-from aejax.data import splits
+from aejax.data import batches, splits
 from aejax.data.catalog import dataset_info
 from aejax.training import chunks
 from aejax.training import config as run_config
 from aejax.training import step as step_module
 from aejax.training.state import create_train_state, variant_optimizer
 from aejax.training.step import (eval_key, eval_parts, eval_pass, make_evaluate, make_train_step, make_update,
-                                 mean_over_parts)
+                                 mean_over_parts, permutation_key)
 
 SEED = "seed"  # differs freely: it only picks a member's initial key
 
@@ -127,10 +127,10 @@ def _traces(config: ml_collections.ConfigDict, key: str) -> bool:
         variant, model, optimizer, member = member_model(config, values)
         state = create_train_state(member, variant, model, optimizer, jax.random.PRNGKey(0))
         train_step, member = _member_train_step(config, values)
-        chunk_indices, one_step = chunks.chunk_parts(train_step, member, batch, None)
+        one_step = chunks.make_one_step(train_step, member)
         images = jnp.zeros((batch, *config.image_shape), jnp.uint8)
         labels = jnp.zeros((batch,), jnp.int32)
-        state, metrics = one_step(state, images, labels, chunk_indices(state, 1)[0])
+        state, metrics = one_step(state, images, labels, jnp.arange(batch))
         eval_loss = (variant.make_eval_loss or variant.make_loss)(model, member)
         return metrics, eval_pass(eval_loss, config.binarize)(state.params, images[None], labels[None],
                                                               jax.random.PRNGKey(0), state.step)
@@ -176,13 +176,32 @@ def member(tree: Any, index: int) -> Any:
     return jax.tree_util.tree_map(lambda leaf: leaf[index], tree)
 
 
+class MemberOrders:
+    """Each member's batch indices, from its own permutation key: the separate run's data order.
+
+    Members with the same seed share one key and so one `EpochOrders` (each
+    epoch's permutation drawn once for all of them).
+    """
+
+    def __init__(self, rngs, num_examples: int, batch_size: int):
+        keys = np.asarray(jax.vmap(permutation_key)(jnp.asarray(rngs)))
+        shared: dict[bytes, batches.EpochOrders] = {}
+        self._orders = [shared.setdefault(key.tobytes(), batches.EpochOrders(key, num_examples, batch_size))
+                        for key in keys]
+
+    def indices(self, first_step: int, num_steps: int) -> np.ndarray:
+        """[M, num_steps, batch] example indices of global steps first_step + i, member by member."""
+        return np.stack([orders.indices(first_step, num_steps) for orders in self._orders])
+
+
 @dataclasses.dataclass(frozen=True)
 class Program:
     """The compiled functions of a population, each over all members at once.
 
     init(values, keys [M]) → stacked initial states; chunk(states, images, labels,
-    num_steps, active) → (states, metrics [steps, M, ...]), where only the `active`
-    members train (the others keep their state; their metrics are NaN);
+    indices [M, steps, batch] (`MemberOrders`), active) → (states, metrics [steps,
+    M, ...]), where only the `active` members train (the others keep their state;
+    their metrics are NaN);
     evaluate(params, split, rngs, steps) → metrics [M, ...] averaged over the
     split; `values` holds each varying key's [M] numbers.
     """
@@ -193,7 +212,7 @@ class Program:
     evaluate: Callable
 
 
-def build_program(configs: Sequence[ml_collections.ConfigDict], num_examples: int, mesh=None,
+def build_program(configs: Sequence[ml_collections.ConfigDict], mesh=None,
                   vectorize: bool | None = None) -> Program:
     """The population's compiled functions; `configs` are the members' prepared configs (one population).
 
@@ -208,7 +227,7 @@ def build_program(configs: Sequence[ml_collections.ConfigDict], num_examples: in
     """
     if vectorize is None:
         vectorize = jax.default_backend() != "cpu"
-    return (_vectorized if vectorize else _side_by_side)(list(configs), num_examples, mesh)
+    return (_vectorized if vectorize else _side_by_side)(list(configs), mesh)
 
 
 @jax.jit
@@ -219,7 +238,7 @@ def keep_inactive(active, new_states, old_states):
     return jax.tree_util.tree_map(select, new_states, old_states)
 
 
-def _side_by_side(configs, num_examples: int, mesh) -> Program:
+def _side_by_side(configs, mesh) -> Program:
     """Each member its own run's functions (concrete config), called in turn in one process."""
     runs = []
     for config in configs:
@@ -228,7 +247,7 @@ def _side_by_side(configs, num_examples: int, mesh) -> Program:
         optimizer = variant_optimizer(variant, config, config.num_train_steps)
         train_step = make_train_step(make_update(variant, model, config, optimizer, config.num_train_steps))
         runs.append((variant, model, optimizer,
-                     chunks.make_train_chunk(train_step, config, num_examples, mesh),
+                     chunks.make_train_chunk(train_step, config, mesh),
                      make_evaluate((variant.make_eval_loss or variant.make_loss)(model, config), config)))
 
     def init(values, keys):
@@ -236,8 +255,9 @@ def _side_by_side(configs, num_examples: int, mesh) -> Program:
         return stack([create_train_state(config, variant, model, optimizer, keys[i])
                       for i, (config, (variant, model, optimizer, _, _)) in enumerate(zip(configs, runs))])
 
-    def chunk(states, images, labels, num_steps, active):
-        outputs = [runs[i][3](member(states, i), images, labels, num_steps) if active[i] else None
+    def chunk(states, images, labels, indices, active):
+        outputs = [runs[i][3](member(states, i), images, labels, chunks.place_indices(indices[i], mesh))
+                   if active[i] else None
                    for i in range(len(runs))]
         done = next(out for out in outputs if out is not None)
         nan = jax.tree_util.tree_map(lambda m: jnp.full_like(m, jnp.nan, dtype=jnp.float32), done[1])
@@ -252,7 +272,7 @@ def _side_by_side(configs, num_examples: int, mesh) -> Program:
     return Program(configs[0], {}, init, chunk, evaluate)
 
 
-def _vectorized(configs, num_examples: int, mesh) -> Program:
+def _vectorized(configs, mesh) -> Program:
     """One vmapped program; the members' varying numbers are traced (MemberConfig)."""
     config = configs[0]
     values = {k: jnp.asarray(v) for k, v in member_values(configs, varying_keys(configs)).items()}
@@ -261,25 +281,21 @@ def _vectorized(configs, num_examples: int, mesh) -> Program:
         variant, model, optimizer, member_config = member_model(config, member_values)
         return create_train_state(member_config, variant, model, optimizer, key)
 
-    def member_parts(member_values):
+    def member_step(member_values):
         train_step, member_config = _member_train_step(config, member_values)
-        return chunks.chunk_parts(train_step, member_config, num_examples, mesh)
-
-    def chunk_indices(carry, num_steps):
-        states, values = carry
-        indices = jax.vmap(lambda state, v: member_parts(v)[0](state, num_steps))(states, values)
-        return jnp.swapaxes(indices, 0, 1)  # [steps, M, batch]: the scan runs over steps
+        return chunks.make_one_step(train_step, member_config, mesh)
 
     def one_step(carry, images, labels, indices):
         states, values = carry
-        states, metrics = jax.vmap(lambda state, v, i: member_parts(v)[1](state, images, labels, i))(
+        states, metrics = jax.vmap(lambda state, v, i: member_step(v)(state, images, labels, i))(
             states, values, indices)
         return (states, values), metrics
 
-    compiled = chunks.compile_chunk(chunk_indices, one_step, config.get("scan_steps", True), mesh, donate=False)
+    compiled = chunks.compile_chunk(one_step, config.get("scan_steps", True), mesh, donate=False)
 
-    def chunk(states, images, labels, num_steps, active):
-        (new_states, _), metrics = compiled((states, values), images, labels, num_steps)
+    def chunk(states, images, labels, indices, active):
+        indices = chunks.place_indices(np.swapaxes(indices, 0, 1), mesh)  # [steps, M, batch]: a scan over steps
+        (new_states, _), metrics = compiled((states, values), images, labels, indices)
         return keep_inactive(jnp.asarray(active), new_states, states), metrics
 
     def eval_member(params, member_values, images, labels, key, step):

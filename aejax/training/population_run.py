@@ -35,7 +35,8 @@ from aejax.training import workdir as workdir_lib
 from aejax.training.chunks import chunk_schedule
 from aejax.training.config import prepare_config, validate
 from aejax.training.loop import first_non_finite, restore_or_start, save_figures, scalar_metrics
-from aejax.training.population import build_program, member, split_into_populations, stack, varying_keys
+from aejax.training.population import (MemberOrders, build_program, member, split_into_populations, stack,
+                                       varying_keys)
 from aejax.training.progress import Progress, format_seconds
 from aejax.training.restore import TrainedModel
 from aejax.training.state import check_memory
@@ -109,7 +110,7 @@ def train_population(configs, workdirs, allow_config_change=None, vectorize: boo
 def _train_population(configs, workdirs, allowed, vectorize) -> list[dict[str, Any]]:
     configs, mesh, train_split, test_split = _prepare(configs, workdirs)
     base, main_process, eval_device = configs[0], parallel.is_main_process(), jax.local_devices()[0]
-    program = build_program(configs, train_split.num_examples, mesh, vectorize)
+    program = build_program(configs, mesh, vectorize)
     replicated = parallel.replicated(mesh)
     keys = jnp.stack([jax.random.PRNGKey(c.seed) for c in configs])
     initial = jax.eval_shape(program.init, program.values, keys)
@@ -131,6 +132,7 @@ def _train_population(configs, workdirs, allowed, vectorize) -> list[dict[str, A
                  sorted({m.step for m in members}), base.dataset, train_split.num_examples, test_split.num_examples,
                  base.num_train_steps, base.batch_size, mesh.size)
 
+    orders = MemberOrders(parallel.local_copy(states.rng), train_split.num_examples, base.batch_size)
     train_data = placement.put_on_device(train_split, replicated)
     test_data = placement.put_on_device(test_split, eval_device)
     del train_split, test_split  # the host copies (dSprites: 3 GB), now that the device holds the data
@@ -148,7 +150,8 @@ def _train_population(configs, workdirs, allowed, vectorize) -> list[dict[str, A
             if not any(active):
                 continue
             chunk_start = time.perf_counter()
-            states, metrics = program.chunk(states, train_data.images, train_data.labels, num_steps, active)
+            states, metrics = program.chunk(states, train_data.images, train_data.labels,
+                                            orders.indices(first_step, num_steps), active)
             metrics = jax.device_get(parallel.local_copy(metrics))  # {name: [steps, M, ...]}
             if first_chunk_time is None:
                 first_chunk_time = time.perf_counter() - start

@@ -130,9 +130,10 @@ _EIGHT_DEVICES = textwrap.dedent("""
     state = jax.device_put(create_train_state(config, variant, model, optimizer, jax.random.PRNGKey(0)),
                            parallel.replicated(mesh))
     step = make_train_step(gradient_update(variant.make_loss(model, config), optimizer))
-    chunk = make_train_chunk(step, config, 100, mesh)
+    chunk = make_train_chunk(step, config, mesh)
     images = np.zeros((100, 8, 8, 1), np.uint8)
-    hlo = chunk.lower(state, images, np.zeros(100, np.int32), 3).compile().as_text()
+    indices = np.zeros((3, config.batch_size), np.int32)
+    hlo = chunk.lower(state, images, np.zeros(100, np.int32), indices).compile().as_text()
     try:
         train_and_evaluate(smoke(batch_size=36), f"{root}/bad")
         refused = ""

@@ -6,6 +6,7 @@ import numpy as np
 from aejax import objectives
 from aejax.core import optim
 from aejax.core.optim import gradient_update
+from aejax.data.batches import EpochOrders
 from aejax.training.chunks import make_train_chunk
 from aejax.training.state import create_train_state
 from aejax.training.step import make_train_step
@@ -27,10 +28,11 @@ def test_looped_chunks_take_the_same_steps_as_one_scan():
 
     def run(scan_steps, chunks):
         config.scan_steps = scan_steps
-        chunk = make_train_chunk(train_step, config, num_examples=50)
+        chunk = make_train_chunk(train_step, config)
+        orders = EpochOrders(jax.random.PRNGKey(3), 50, config.batch_size)
         state, losses = fresh_state(), []
         for num_steps in chunks:  # 7 steps of batch 32 span two epochs of 50 examples
-            state, metrics = chunk(state, images, labels, num_steps)
+            state, metrics = chunk(state, images, labels, orders.indices(int(state.step), num_steps))
             losses.append(np.asarray(metrics["loss"]))
         return state, np.concatenate(losses)
 

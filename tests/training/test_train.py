@@ -179,6 +179,24 @@ def test_batch_indices_are_epoch_permutations_and_chunk_independent():
     np.testing.assert_array_equal(np.concatenate(parts), whole)
 
 
+def test_epoch_orders_give_the_batch_indices_of_any_chunking():
+    """The trainer's indices (each epoch's permutation drawn once, on the host) against the in-program ones."""
+    key = jax.random.PRNGKey(0)
+    n, b = 50, 8   # 6 steps per epoch
+    whole = np.asarray(batches.batch_indices(key, jnp.asarray(0), 30, n, b))
+    orders = batches.EpochOrders(key, n, b)
+    # Chunks within an epoch, across one boundary, across two (longer than an epoch), and one step.
+    chunks = ((0, 4), (4, 5), (9, 14), (23, 1), (24, 6))
+    np.testing.assert_array_equal(np.concatenate([orders.indices(s, k) for s, k in chunks]), whole)
+    # A fresh cache asked out of order (a resume) gives the same rows; only the latest epochs are kept.
+    resumed = batches.EpochOrders(key, n, b)
+    np.testing.assert_array_equal(resumed.indices(17, 7), whole[17:24])
+    np.testing.assert_array_equal(resumed.indices(2, 3), whole[2:5])
+    assert len(resumed._orders) <= 2
+    # Another key, another order (the comparison can fail).
+    assert not np.array_equal(batches.EpochOrders(jax.random.PRNGKey(1), n, b).indices(0, 6), whole[:6])
+
+
 def test_dynamic_binarization_resamples_and_static_is_fixed():
     x = jnp.full((1000,), 102, jnp.uint8)   # 0.4 after scaling
     a = batches.preprocess(x, jax.random.PRNGKey(0), "dynamic")

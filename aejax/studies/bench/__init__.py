@@ -10,7 +10,7 @@ printed), on Fashion-MNIST:
 * vae: the canonical VAE (experiments/vae.py: 784-400-20 MLP, Bernoulli
   likelihood with dynamic binarisation, Adam 1e-3, batch 128) trained by the
   trainer's own compiled chunk (`aejax.training.chunks.make_train_chunk`,
-  one epoch per call): examples/s (median over the epochs after the first), seconds from
+  one epoch per call, its indices from `EpochOrders`): examples/s (median over the epochs after the first), seconds from
   the start to the first finished step (compile included), test −ELBO;
 * loop: the same step jitted alone and called once per batch from Python
   with host-side batches (the per-step loop the scan replaces);
@@ -20,9 +20,9 @@ printed), on Fashion-MNIST:
   gradients of every layer, input gradients of all but the data layer) at
   the model's shapes under XLA: the matmul-bound limit of the step, and the
   fraction of it that the trainer reaches;
-* profile: the step with parts removed (binarisation noise, the in-chunk
-  permutations and gather, Adam → SGD) to show where the time above the
-  matmuls goes;
+* profile: the step with parts removed (binarisation noise, the gather,
+  Adam → SGD) to show where the time above the matmuls goes, and the trainer's
+  chunk as it was with each chunk drawing its epochs' permutations;
 * models: the step of other registered variants (`--models`; a name may
   carry config overrides, `contractive:jacobian=jvp`); unregistered names
   are skipped with a note;

@@ -117,14 +117,29 @@ def median_seconds(fn: Callable[[], Any], repeats: int, clock: Callable[[], floa
     return statistics.median(timed(fn, clock) for _ in range(repeats))
 
 
+def trainer_chunk(setup: Setup, data):
+    """(state, first_step, num_steps) → (state, metrics): the trainer's compiled chunk fed as the trainer feeds it
+    (`EpochOrders`, each epoch's permutation drawn once)."""
+    from aejax.data.batches import EpochOrders
+    from aejax.training.chunks import make_train_chunk
+    from aejax.training.step import permutation_key
+    chunk = make_train_chunk(setup.train_step, setup.config)
+    orders = EpochOrders(permutation_key(setup.init().rng), data.num_examples, setup.config.batch_size)
+
+    def run(state, first_step: int, num_steps: int):
+        return chunk(state, data.images, data.labels, orders.indices(first_step, num_steps))
+
+    return run
+
+
 def chunk_runner(setup: Setup, data, num_steps: int):
     """A callable running `num_steps` trainer steps per call (state carried across calls)."""
-    from aejax.training.chunks import make_train_chunk
-    chunk = make_train_chunk(setup.train_step, setup.config, data.num_examples)
-    holder = {"state": setup.init()}
+    chunk = trainer_chunk(setup, data)
+    holder = {"state": setup.init(), "step": 0}
 
     def run():
-        holder["state"], metrics = chunk(holder["state"], data.images, data.labels, num_steps)
+        holder["state"], metrics = chunk(holder["state"], holder["step"], num_steps)
+        holder["step"] += num_steps
         return metrics
 
     return run

@@ -33,7 +33,7 @@ SWEEP_EVAL_FLAGS = ("--num_importance_samples=100", "--nobaselines", "--non2d")
 def population_rates(ctx, options: BenchOptions) -> dict:
     """Members × examples/s of populations of options.members sizes, beside one run and the matmul bound."""
     from aejax.training.config import prepare_config, validate
-    from aejax.training.population import build_program
+    from aejax.training.population import MemberOrders, build_program
     data, steps = ctx["train_device"], options.steps
     single = make_setup(base_config(options, "vae"), ctx["train"])
     batch = single.config.batch_size
@@ -48,12 +48,14 @@ def population_rates(ctx, options: BenchOptions) -> dict:
             configs.append(prepare_config(validate(config), ctx["train"]))
         keys = jax.numpy.stack([jax.random.PRNGKey(c.seed) for c in configs])
         for mode, vectorize in (("side by side", False), ("vmapped", True)):
-            program = build_program(configs, data.num_examples, vectorize=vectorize)
-            holder = {"states": program.init(program.values, keys)}
+            program = build_program(configs, vectorize=vectorize)
+            holder = {"states": program.init(program.values, keys), "step": 0}
+            orders = MemberOrders(holder["states"].rng, data.num_examples, batch)
 
             def run():
-                holder["states"], metrics = program.chunk(holder["states"], data.images, data.labels, steps,
-                                                          [True] * size)
+                holder["states"], metrics = program.chunk(holder["states"], data.images, data.labels,
+                                                          orders.indices(holder["step"], steps), [True] * size)
+                holder["step"] += steps
                 return metrics
 
             seconds = median_seconds(run, options.repeats, options.now)

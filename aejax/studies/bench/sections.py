@@ -7,25 +7,24 @@ import time
 
 from aejax.studies.bench import startup
 from aejax.studies.bench.harness import (BenchOptions, base_config, block, canonical_matmuls, chunk_runner, flops,
-                                         make_setup, matmul_bound_seconds, median_seconds)
+                                         make_setup, matmul_bound_seconds, median_seconds, trainer_chunk)
 
 
 def section_vae(ctx, options: BenchOptions) -> dict:
     """The trainer's compiled chunk, one epoch per call."""
-    from aejax.training.chunks import make_train_chunk
     from aejax.training.step import make_evaluate
     start = time.perf_counter()
     setup = make_setup(base_config(options, "vae"), ctx["train"])
-    chunk = make_train_chunk(setup.train_step, setup.config, ctx["train"].num_examples)
     data = ctx["train_device"]
-    state, _ = chunk(setup.init(), data.images, data.labels, 1)
+    chunk = trainer_chunk(setup, data)
+    state, _ = chunk(setup.init(), 0, 1)
     block(state)
     first_step = time.perf_counter() - start + ctx["data_seconds"]
     steps = ctx["steps_per_epoch"]
     state, rates = setup.init(), []
-    for _ in range(options.epochs):
+    for epoch in range(options.epochs):
         epoch_start = options.now()
-        state, metrics = chunk(state, data.images, data.labels, steps)
+        state, metrics = chunk(state, epoch * steps, steps)
         block(metrics)
         rates.append(steps * setup.config.batch_size / (options.now() - epoch_start))
     evaluate = make_evaluate(setup.variant.make_loss(setup.model, setup.config), setup.config)
@@ -111,8 +110,33 @@ def _profile_variants(ctx, options: BenchOptions):
         holder["state"], metrics = batches_chunk(holder["state"], images, labels)
         return metrics
 
-    runners["batches gathered beforehand (no permutation, no gather)"] = pre_gathered
+    runners["batches gathered beforehand (no gather)"] = pre_gathered
+    runners["epoch permutations drawn in each chunk (before)"] = _in_chunk_orders(
+        full, data, steps)
     return runners
+
+
+def _in_chunk_orders(setup, data, steps: int):
+    """The trainer's chunk as it was: the permutations of the epochs each chunk spans drawn in the program."""
+    import jax
+    from aejax.data import batches
+    from aejax.training.chunks import make_one_step
+    from aejax.training.step import permutation_key
+    one_step = make_one_step(setup.train_step, setup.config)
+    n, batch_size = data.num_examples, setup.config.batch_size
+
+    @jax.jit
+    def chunk(state, images, labels):
+        indices = batches.batch_indices(permutation_key(state.rng), state.step, steps, n, batch_size)
+        return jax.lax.scan(lambda s, idx: one_step(s, images, labels, idx), state, indices)
+
+    holder = {"state": setup.init()}
+
+    def run():
+        holder["state"], metrics = chunk(holder["state"], data.images, data.labels)
+        return metrics
+
+    return run
 
 
 def section_profile(ctx, options: BenchOptions) -> dict:
