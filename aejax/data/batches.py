@@ -99,20 +99,39 @@ class EpochOrders:
     def __init__(self, data_key, num_examples: int, batch_size: int, keep: int = 2):
         if num_examples < batch_size:
             raise ValueError(f"{num_examples} examples make no batch of {batch_size}: lower config.batch_size")
-        self._key = jax.device_put(np.asarray(data_key), jax.local_devices(backend="cpu")[0])
+        self._key = jax.device_put(np.asarray(data_key), self.device())
         self._num_examples, self._batch_size, self._keep = num_examples, batch_size, keep
         self._steps_per_epoch = num_examples // batch_size
-        self._orders: dict[int, np.ndarray] = {}
+        self._orders: dict[int, jax.Array | np.ndarray] = {}
 
-    def epoch(self, epoch: int) -> np.ndarray:
-        """Epoch `epoch`'s batches of example indices [steps_per_epoch, batch_size] (the partial batch dropped)."""
+    @staticmethod
+    def device():
+        """Where the permutations are drawn: the host's CPU device, on every backend."""
+        return jax.local_devices(backend="cpu")[0]
+
+    @classmethod
+    def compile(cls, data_key_shape: jax.ShapeDtypeStruct, num_examples: int) -> None:
+        """Compiles the permutation's program ahead (in the trainer's compile thread), from the key's shape."""
+        sharding = jax.sharding.SingleDeviceSharding(cls.device())
+        key = jax.ShapeDtypeStruct(data_key_shape.shape, data_key_shape.dtype, sharding=sharding)
+        epoch_permutation.lower(key, jax.ShapeDtypeStruct((), jnp.int32), num_examples).compile()
+
+    def prefetch(self, epoch: int) -> None:
+        """Starts drawing epoch `epoch`'s order (dispatched: it runs while the caller goes on)."""
         if epoch not in self._orders:
             while len(self._orders) >= self._keep:
                 del self._orders[min(self._orders)]
-            order = np.asarray(epoch_permutation(self._key, np.int32(epoch), self._num_examples))
-            self._orders[epoch] = order[:self._steps_per_epoch * self._batch_size].reshape(
+            self._orders[epoch] = epoch_permutation(self._key, np.int32(epoch), self._num_examples)
+
+    def epoch(self, epoch: int) -> np.ndarray:
+        """Epoch `epoch`'s batches of example indices [steps_per_epoch, batch_size] (the partial batch dropped)."""
+        self.prefetch(epoch)
+        order = self._orders[epoch]
+        if not isinstance(order, np.ndarray):
+            order = np.asarray(order)[:self._steps_per_epoch * self._batch_size].reshape(
                 self._steps_per_epoch, self._batch_size)
-        return self._orders[epoch]
+            self._orders[epoch] = order
+        return order
 
     def indices(self, first_step: int, num_steps: int) -> np.ndarray:
         """Example indices [num_steps, batch_size] of global steps first_step + i."""

@@ -132,16 +132,19 @@ class DeviceFeed:
         the compile of the initial state's program. The first call then finds
         the compiled program (tests/training/test_startup.py counts compiles).
         """
+        batches.EpochOrders.compile(jax.eval_shape(permutation_key, state_shapes.rng), self._data.num_examples)
         if hasattr(self._chunk, "lower"):  # a jitted call per step (scan_steps=False) compiles as it goes
             sharding = None if self._mesh is None else parallel.replicated(self._mesh)
             indices = jax.ShapeDtypeStruct((num_steps, self._batch_size), jnp.int32, sharding=sharding)
             self._chunk.lower(state_shapes, self._data.images, self._data.labels, indices).compile()
 
     def start(self, state: TrainState, schedule) -> None:
-        """Draws the epochs' orders from the state's permutation key (the batch of step t depends on (seed, t))."""
-        del schedule
+        """Starts drawing the first chunk's epoch order from the state's permutation key (the batch of step t
+        depends on (seed, t)), while the evaluation's programs compile."""
         key = np.asarray(permutation_key(parallel.local_copy(state.rng)))
         self._orders = batches.EpochOrders(key, self._data.num_examples, self._batch_size)
+        if schedule:
+            self._orders.prefetch(schedule[0][0] // (self._data.num_examples // self._batch_size))
 
     def __call__(self, state, first_step: int, num_steps: int):
         indices = place_indices(self._orders.indices(first_step, num_steps), self._mesh)
