@@ -87,9 +87,10 @@ def epoch_permutation(data_key: jax.Array, epoch: jax.Array, num_examples: int) 
 class EpochOrders:
     """The batch indices of any chunk of steps (those of `batch_indices`), each epoch's permutation drawn once.
 
-    A permutation is a sort: ~40 ms for 60,000 examples on a CPU core, against a
-    3.5 ms training step of the canonical VAE. Drawn inside every chunk (the
-    epochs it spans), it cost 0.4-0.5 ms a step with 100-step chunks; here each
+    A permutation is a sort: ~35 ms for 60,000 examples on a CPU core (0.6 s for
+    dSprites' 737,280). Drawn inside every chunk (the epochs it spans), it cost
+    the canonical VAE 0.74 of 5.1 ms a step with 100-step chunks on 2 cores
+    (the bench's profile section: the other core waited); here each
     epoch's order is drawn once, on the host's CPU device (the same bits on
     every backend), and the latest `keep` epochs are kept (a memo of a pure
     function of (key, epoch): the indices do not depend on which chunks asked
