@@ -96,8 +96,9 @@ def plot_curve(path: str, curve: list[dict], config) -> str:
         ax.axhline(value, linestyle="--", linewidth=0.8, color="grey")
         ax.annotate(f"paper {name} {value}", (epochs[-1], value), xytext=(0, 3 + 9 * i), textcoords="offset points",
                     ha="right", fontsize=7)
-    ax.set(xlabel="epoch", ylabel="score (seed 0)", ylim=(0, 1),
-           title=f"N2D on {config.dataset} against training epochs (paper: {config.num_epochs})")
+    ax.set(xlabel=f"training epoch (the paper trains {config.num_epochs})", ylabel="score (clustering seed 0)",
+           ylim=(0, 1))
+    ax.set_title(f"N2D on {config.dataset}, autoencoder seed {config.seed}", fontsize=11)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path)
