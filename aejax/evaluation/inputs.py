@@ -50,7 +50,7 @@ def load_eval_data(config, split: str, max_examples: int = 0) -> EvalData:
     if max_examples:
         images, labels = images[:max_examples], labels[:max_examples]
     key = jax.random.fold_in(jax.random.PRNGKey(config.get("data_seed", 0)), EVAL_BINARIZATION_STREAM)
-    x = np.asarray(batches.preprocess(jnp.asarray(images), key, config.binarize))
+    x = np.asarray(batches.preprocess_eval(jnp.asarray(images), key, config.binarize))
     grey = np.asarray(batches.to_unit_interval(jnp.asarray(images)))
     return EvalData(split, x, grey, np.asarray(labels))
 

@@ -83,7 +83,7 @@ def eval_pass(eval_loss_fn, binarize: str):
         def body(_, inputs):
             batch_images, batch_labels, index = inputs
             data_key, loss_key = jax.random.split(jax.random.fold_in(key, index))
-            batch = {"image": batches.preprocess(batch_images, data_key, binarize), "label": batch_labels}
+            batch = {"image": batches.preprocess_eval(batch_images, data_key, binarize), "label": batch_labels}
             return None, eval_loss_fn(params, batch, loss_key, step)[1]
         return jax.lax.scan(body, None, (images, labels, jnp.arange(images.shape[0])))[1]
 

@@ -211,6 +211,25 @@ def test_dynamic_binarization_resamples_and_static_is_fixed():
                                static / 255.0)
 
 
+def test_dynamic_binarization_draws_each_grey_level_with_its_probability():
+    # Every grey level k in 4,096 examples × 2 draws: P(1) = k/255 within 5 sd (binomial), 0 and 255 exact.
+    grey = jnp.tile(jnp.arange(256, dtype=jnp.uint8), (4096, 1))
+    ones = np.concatenate([np.asarray(batches.preprocess(grey, jax.random.PRNGKey(seed), "dynamic"))
+                           for seed in (0, 1)])
+    p, n = np.arange(256) / 255, ones.shape[0]
+    assert np.all(np.abs(ones.mean(0) - p) <= 5 * np.sqrt(p * (1 - p) / n) + 1e-12)
+    assert ones[:, 0].max() == 0 and ones[:, 255].min() == 1
+    # Both words of a block are used, and neighbouring pixels and examples are independent:
+    # at k = 128, neighbours agree about half the time (n = 8,192 pairs each).
+    half = np.asarray(batches.preprocess(jnp.full((8192, 2), 128, jnp.uint8), jax.random.PRNGKey(2), "dynamic"))
+    assert abs(np.mean(half[:, 0] == half[:, 1]) - 0.5) < 0.03
+    assert abs(np.mean(half[:-1, 0] == half[1:, 0]) - 0.5) < 0.03
+    # The evaluation draw is jax.random.bernoulli's, as before (its own data, the same distribution).
+    x = jnp.full((3, 784), 77, jnp.uint8)
+    np.testing.assert_array_equal(batches.preprocess_eval(x, jax.random.PRNGKey(3), "dynamic"),
+                                  jax.random.bernoulli(jax.random.PRNGKey(3), x / 255.0).astype(jnp.float32))
+
+
 @pytest.mark.parametrize("key, value, message", [
     ("model", "nope", "config.model='nope' is not allowed: use one of"),
     ("dataset", "no_such_dataset_xyz", "config.dataset='no_such_dataset_xyz' is not allowed"),
