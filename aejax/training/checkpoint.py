@@ -32,6 +32,7 @@ from absl import logging as absl_logging
 from aejax.core import parallel
 from aejax.core.errors import (DamagedCheckpointError, DiskFullError, IncompatibleCheckpointError,
                                WorkdirError)
+from aejax.data import batches
 from aejax.training import integrity
 from aejax.training.state import shape_signature
 from aejax.training.workdir import UNFINISHED_CHECKPOINT, atomic_write
@@ -157,7 +158,7 @@ class Checkpointer:
         self.check_for_errors()
         needed = self._check_space(step, state)
         meta = {"config": config_dict, "shapes": shape_signature(state),
-                "checksums": integrity.array_checksums(state)}
+                "checksums": integrity.array_checksums(state), "binarization_draw": batches.TRAINING_DRAW}
         self._saving = (step, needed)
         self._metas.pop(step, None)
         self._sizes.pop(step, None)

@@ -149,6 +149,7 @@ def restore_or_start(workdir: str, config: ml_collections.ConfigDict, checkpoint
     def accept(step: int, meta: dict) -> None:
         changes.clear()
         changes.update(resume.check_resume(meta["config"], config.to_dict(), step, allowed, workdir))
+        changes.update(resume.draw_changes(meta, config.to_dict()))
 
     restored = checkpointer.restore_newest_good(state, config.to_dict(), accept)
     step = 0
@@ -158,7 +159,8 @@ def restore_or_start(workdir: str, config: ml_collections.ConfigDict, checkpoint
     if parallel.is_main_process():  # the run is accepted: record what it changed, and the config it runs
         if changes:
             workdir_lib.append_history(workdir, resume.history_record(step, changes, allowed))
-            say = logging.warning if set(changes) & allowed else logging.info  # loud if numbers change
+            loud = set(changes) & (allowed | {"binarization_draw"})  # loud if numbers change
+            say = logging.warning if loud else logging.info
             say("resuming at step %d with config changes (recorded in %s): %s", step, workdir_lib.HISTORY_FILE,
                 "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changes.items()))
         workdir_lib.atomic_write(os.path.join(workdir, "config.json"), json.dumps(config.to_dict(), indent=2))

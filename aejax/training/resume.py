@@ -29,6 +29,7 @@ from typing import Any, Iterable
 
 from aejax.core.errors import ConfigChangeError, ConfigError
 from aejax.core.optim import LENGTH_DEPENDENT_SCHEDULES
+from aejax.data import batches
 from aejax.training import config as run_config
 from aejax.training import workdir as workdir_lib
 
@@ -94,6 +95,16 @@ def check_resume(stored: dict, current: dict, step: int, allowed: frozenset[str]
             f"with --allow_config_change={','.join(refused)} (recorded in {workdir_lib.HISTORY_FILE}); "
             "to keep the old ones, rerun with the checkpoint's config; or use another --workdir")
     return changes
+
+
+def draw_changes(meta: dict, current: dict) -> Changes:
+    """{"binarization_draw": (the checkpoint's, this version's)} when a dynamically binarised run resumes under
+    another per-step draw: the same distribution, other bits, so its steps from here on are not those of an
+    uninterrupted run of either version. Recorded and logged, not refused (nothing in the config changed)."""
+    stored = meta.get("binarization_draw", batches.EARLIER_DRAW)
+    if current.get("binarize") != "dynamic" or stored == batches.TRAINING_DRAW:
+        return {}
+    return {"binarization_draw": (stored, batches.TRAINING_DRAW)}
 
 
 def history_record(step: int, changes: Changes, allowed: frozenset[str]) -> dict[str, Any]:

@@ -156,3 +156,23 @@ def test_main_passes_allow_config_change_and_refuses_in_one_line(resumable):
     accepted = main("--allow_config_change=beta")
     assert accepted.returncode == 0, accepted.stderr[-2000:]
     assert history(resumable)[0]["changes"]["beta"] == {"from": 1.0, "to": 2.0}
+
+
+def test_a_run_resumed_under_another_binarisation_draw_says_so_and_records_it(smoke, tmp_path, monkeypatch):
+    """A checkpoint written by a version with another per-step draw (here: a patched name) resumes, and
+    config_history.jsonl records from which step the other draw was used; the next resume has nothing to say."""
+    from aejax.data import batches
+    workdir = str(tmp_path / "run")
+    with monkeypatch.context() as patch:
+        patch.setattr(batches, "TRAINING_DRAW", "an earlier draw")
+        train_and_evaluate(smoke(num_train_steps=10), workdir)
+    train_and_evaluate(smoke(num_train_steps=20), workdir)
+    records = history(workdir)
+    assert len(records) == 1 and records[0]["step"] == 10, records
+    assert records[0]["changes"]["binarization_draw"] == {"from": "an earlier draw", "to": batches.TRAINING_DRAW}
+    train_and_evaluate(smoke(num_train_steps=30), workdir)
+    assert "binarization_draw" not in history(workdir)[-1]["changes"]
+    # Metadata from before the key existed means the earlier draw; a grey-level run has no draw to change.
+    assert resume.draw_changes({}, {"binarize": "dynamic"}) == {
+        "binarization_draw": (batches.EARLIER_DRAW, batches.TRAINING_DRAW)}
+    assert resume.draw_changes({}, {"binarize": "none"}) == {}
