@@ -25,11 +25,15 @@ from aejax.core import parallel
 from aejax.core.options import Option, one_of
 
 
+# A 32-bit word below k·this is a pixel of grey level k drawn as 1 (255 divides 2³² − 1).
+_WORD_PER_GREY_LEVEL = (2 ** 32 - 1) // 255  # 16,843,009
+
+
 def bernoulli_pixels(key: jax.Array, images: jax.Array) -> jax.Array:
     """Dynamic binarisation: uint8 images [B, ...] → float32 0/1 with P(1) = k/255 for a pixel of value k.
 
-    Half the cost of `jax.random.bernoulli` (the step's largest cost after its
-    matmuls): one threefry block gives two 32-bit words and both are used, one
+    Half the threefry blocks of `jax.random.bernoulli` (the step's largest cost
+    after its matmuls): one block gives two 32-bit words and both are used, one
     per pixel, where jax.random draws a block per pixel. A pixel is 1 when its
     word is below k·(2³² − 1)/255 (an integer: 255 divides 2³² − 1), so
     P(1) = (k/255)(1 − 2⁻³²), and exactly 1 for k = 255. Blocks are counted by
@@ -47,8 +51,6 @@ def bernoulli_pixels(key: jax.Array, images: jax.Array) -> jax.Array:
     ones = (words < flat.astype(jnp.uint32) * jnp.uint32(_WORD_PER_GREY_LEVEL)) | (flat == 255)
     return ones.astype(jnp.float32).reshape(images.shape)
 
-
-_WORD_PER_GREY_LEVEL = (2 ** 32 - 1) // 255  # 16,843,009, exact
 
 # Which per-step dynamic draw a run's steps used, kept in each checkpoint's metadata, so a run
 # resumed by a version that draws otherwise says so (`aejax.training.resume.draw_changes`).
