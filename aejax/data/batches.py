@@ -55,6 +55,7 @@ def bernoulli_pixels(key: jax.Array, images: jax.Array) -> jax.Array:
 # Which per-step dynamic draw a run's steps used, kept in each checkpoint's metadata, so a run
 # resumed by a version that draws otherwise says so (`aejax.training.resume.draw_changes`).
 TRAINING_DRAW = "bernoulli_pixels: both words of each threefry block"
+DRAW_METADATA_KEY = "binarization_draw"
 EARLIER_DRAW = "jax.random.bernoulli: one uniform per pixel"  # aejax before 2026-12-03 (metadata without the key)
 
 # Per-step transforms of uint8 images to float32 in [0, 1]. "static" data is

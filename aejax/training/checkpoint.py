@@ -158,7 +158,7 @@ class Checkpointer:
         self.check_for_errors()
         needed = self._check_space(step, state)
         meta = {"config": config_dict, "shapes": shape_signature(state),
-                "checksums": integrity.array_checksums(state), "binarization_draw": batches.TRAINING_DRAW}
+                "checksums": integrity.array_checksums(state), batches.DRAW_METADATA_KEY: batches.TRAINING_DRAW}
         self._saving = (step, needed)
         self._metas.pop(step, None)
         self._sizes.pop(step, None)

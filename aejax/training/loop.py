@@ -159,7 +159,7 @@ def restore_or_start(workdir: str, config: ml_collections.ConfigDict, checkpoint
     if parallel.is_main_process():  # the run is accepted: record what it changed, and the config it runs
         if changes:
             workdir_lib.append_history(workdir, resume.history_record(step, changes, allowed))
-            loud = set(changes) & (allowed | {"binarization_draw"})  # loud if numbers change
+            loud = set(changes) & (allowed | {batches.DRAW_METADATA_KEY})  # loud if numbers change
             say = logging.warning if loud else logging.info
             say("resuming at step %d with config changes (recorded in %s): %s", step, workdir_lib.HISTORY_FILE,
                 "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changes.items()))

@@ -101,10 +101,10 @@ def draw_changes(meta: dict, current: dict) -> Changes:
     """{"binarization_draw": (the checkpoint's, this version's)} when a dynamically binarised run resumes under
     another per-step draw: the same distribution, other bits, so its steps from here on are not those of an
     uninterrupted run of either version. Recorded and logged, not refused (nothing in the config changed)."""
-    stored = meta.get("binarization_draw", batches.EARLIER_DRAW)
+    stored = meta.get(batches.DRAW_METADATA_KEY, batches.EARLIER_DRAW)
     if current.get("binarize") != "dynamic" or stored == batches.TRAINING_DRAW:
         return {}
-    return {"binarization_draw": (stored, batches.TRAINING_DRAW)}
+    return {batches.DRAW_METADATA_KEY: (stored, batches.TRAINING_DRAW)}
 
 
 def history_record(step: int, changes: Changes, allowed: frozenset[str]) -> dict[str, Any]:
