@@ -53,8 +53,9 @@ def compile_chunk(one_step, scan_steps: bool, mesh=None, donate: bool = True):
     """(state, images, labels, indices [num_steps, ..., batch]) → (state, per-step metrics) from a one_step.
 
     The indices of a chunk's steps come from `aejax.data.batches.EpochOrders`
-    (drawn on the host, each epoch once); their last axis is the batch, split
-    over `mesh`. `scan_steps`: the steps run as one `lax.scan` in one jitted call.
+    (drawn on the host, each epoch once), as a host array; their last axis is
+    the batch, split over `mesh`. `scan_steps`: the steps run as one loop in one
+    jitted call (`PaddedChunk`: one program for every chunk length).
     Otherwise each step is its own jitted call: XLA:CPU runs convolutions inside a
     loop body ~10x slower than outside one (jax-ml/jax#12868; measured here for
     the 64x64 conv VAE: 3.5 s vs 0.4 s of CPU per step), which the Python loop
@@ -64,12 +65,8 @@ def compile_chunk(one_step, scan_steps: bool, mesh=None, donate: bool = True):
     def constrained(indices):
         return indices if mesh is None else parallel.constrain_batch(indices, mesh, batch_axis=indices.ndim - 1)
 
-    def train_chunk(state, images, labels, indices):
-        return jax.lax.scan(lambda s, idx: one_step(s, images, labels, idx), state, constrained(indices))
-
     if scan_steps:
-        replicated = None if mesh is None else parallel.replicated(mesh)
-        return _jit_chunk(train_chunk, mesh, (replicated, replicated, replicated), donate)
+        return PaddedChunk(one_step, constrained, mesh, donate)
 
     jit_step = jax.jit(lambda state, images, labels, idx: one_step(state, images, labels, constrained(idx)),
                        donate_argnums=0 if donate else ())
@@ -77,15 +74,75 @@ def compile_chunk(one_step, scan_steps: bool, mesh=None, donate: bool = True):
     def looped_chunk(state, images, labels, indices):
         metrics = []
         for step_indices in indices:
-            state, step_metrics = jit_step(state, images, labels, step_indices)
+            state, step_metrics = jit_step(state, images, labels, place_indices(step_indices, mesh))
             metrics.append(step_metrics)
         return state, jax.tree_util.tree_map(lambda *values: jnp.stack(values), *metrics)
 
     return looped_chunk
 
 
+class PaddedChunk:
+    """A chunk's steps as one loop in one compiled program, which serves every chunk length.
+
+    A run's chunks all have the same length but the last (2,340 steps in chunks
+    of 100 end with 40), and each length was a program of its own: traced,
+    lowered and loaded again at the end of the run (~0.4 s). Here the indices are
+    padded on the host to the longest chunk called so far (`capacity`) and the
+    number of steps is an argument: the program's loop runs that many and leaves
+    the rest of its metrics rows zero; they are cut off before they are returned.
+    The steps are the same computations as a `lax.scan`'s (tests: bit-equal).
+    """
+
+    def __init__(self, one_step, constrained, mesh=None, donate: bool = True):
+        step = jax.jit(one_step, inline=True)  # traced once: for the metrics' shapes and for the loop's body
+
+        def train_chunk(state, images, labels, indices, num_steps):
+            indices = constrained(indices)
+            shapes = jax.eval_shape(lambda s: step(s, images, labels, indices[0])[1], state)
+            rows = jax.tree_util.tree_map(lambda m: jnp.zeros((indices.shape[0], *m.shape), m.dtype), shapes)
+
+            def body(t, carry):
+                state, rows = carry
+                state, metrics = step(state, images, labels, indices[t])
+                rows = jax.tree_util.tree_map(lambda all_, one: jax.lax.dynamic_update_index_in_dim(all_, one, t, 0),
+                                              rows, metrics)
+                return state, rows
+
+            return jax.lax.fori_loop(0, num_steps, body, (state, rows))
+
+        replicated = None if mesh is None else parallel.replicated(mesh)
+        self._program = _jit_chunk(train_chunk, mesh, (replicated,) * 4, donate)
+        self._first_rows = jax.jit(_first_rows, static_argnums=1)
+        self._mesh, self.capacity = mesh, 0
+
+    def _padded(self, indices) -> tuple:
+        """The program's (indices, num_steps) arguments for a chunk of `len(indices)` steps."""
+        self.capacity = max(self.capacity, indices.shape[0])
+        rows = np.zeros((self.capacity, *indices.shape[1:]), indices.dtype)
+        rows[:indices.shape[0]] = indices
+        return place_indices(rows, self._mesh), place_indices(np.int32(indices.shape[0]), self._mesh)
+
+    def lower(self, state, images, labels, indices):
+        """The program lowered for these arguments (arrays or shapes): `.compile()` it ahead of the first call."""
+        self.capacity = max(self.capacity, indices.shape[0])
+        sharding = None if self._mesh is None else parallel.replicated(self._mesh)
+        return self._program.lower(state, images, labels,
+                                   jax.ShapeDtypeStruct((self.capacity, *indices.shape[1:]), indices.dtype,
+                                                        sharding=sharding),
+                                   jax.ShapeDtypeStruct((), jnp.int32, sharding=sharding))
+
+    def __call__(self, state, images, labels, indices):
+        indices = np.asarray(indices)
+        state, rows = self._program(state, images, labels, *self._padded(indices))
+        return state, rows if indices.shape[0] == self.capacity else self._first_rows(rows, indices.shape[0])
+
+
+def _first_rows(rows, num_rows: int):
+    return jax.tree_util.tree_map(lambda r: r[:num_rows], rows)
+
+
 def place_indices(indices: np.ndarray, mesh=None):
-    """A chunk's host indices as its program takes them: replicated over `mesh` (every process the same)."""
+    """A chunk's host indices (or step count) as its program takes them: replicated over `mesh` (every process the same)."""
     return indices if mesh is None else jax.device_put(indices, parallel.replicated(mesh))
 
 
@@ -147,8 +204,8 @@ class DeviceFeed:
             self._orders.prefetch(schedule[0][0] // (self._data.num_examples // self._batch_size))
 
     def __call__(self, state, first_step: int, num_steps: int):
-        indices = place_indices(self._orders.indices(first_step, num_steps), self._mesh)
-        return self._chunk(state, self._data.images, self._data.labels, indices)
+        return self._chunk(state, self._data.images, self._data.labels,
+                           self._orders.indices(first_step, num_steps))
 
 
 class HostFeed:

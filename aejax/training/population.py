@@ -256,7 +256,7 @@ def _side_by_side(configs, mesh) -> Program:
                       for i, (config, (variant, model, optimizer, _, _)) in enumerate(zip(configs, runs))])
 
     def chunk(states, images, labels, indices, active):
-        outputs = [runs[i][3](member(states, i), images, labels, chunks.place_indices(indices[i], mesh))
+        outputs = [runs[i][3](member(states, i), images, labels, indices[i])
                    if active[i] else None
                    for i in range(len(runs))]
         done = next(out for out in outputs if out is not None)
@@ -294,7 +294,7 @@ def _vectorized(configs, mesh) -> Program:
     compiled = chunks.compile_chunk(one_step, config.get("scan_steps", True), mesh, donate=False)
 
     def chunk(states, images, labels, indices, active):
-        indices = chunks.place_indices(np.swapaxes(indices, 0, 1), mesh)  # [steps, M, batch]: a scan over steps
+        indices = np.swapaxes(indices, 0, 1)  # [steps, M, batch]: a loop over steps
         (new_states, _), metrics = compiled((states, values), images, labels, indices)
         return keep_inactive(jnp.asarray(active), new_states, states), metrics
 

@@ -1,5 +1,7 @@
-"""make_train_chunk: a jitted call per step (config.scan_steps=False) replays the scan's steps."""
+"""make_train_chunk: one program for every chunk length; a jitted call per step (config.scan_steps=False)
+replays the same steps."""
 import jax
+import jax.monitoring
 import jax.numpy as jnp
 import numpy as np
 
@@ -13,7 +15,7 @@ from aejax.training.step import make_train_step
 from experiments import vae
 
 
-def test_looped_chunks_take_the_same_steps_as_one_scan():
+def _smoke_setup():
     config = vae.get_config("smoke")
     config.image_shape = (8, 8, 1)
     variant = objectives.get(config.model)
@@ -25,6 +27,12 @@ def test_looped_chunks_take_the_same_steps_as_one_scan():
 
     def fresh_state():
         return create_train_state(config, variant, model, optimizer, jax.random.PRNGKey(0))
+
+    return config, train_step, images, labels, fresh_state
+
+
+def test_looped_chunks_take_the_same_steps_as_one_scan():
+    config, train_step, images, labels, fresh_state = _smoke_setup()
 
     def run(scan_steps, chunks):
         config.scan_steps = scan_steps
@@ -44,3 +52,46 @@ def test_looped_chunks_take_the_same_steps_as_one_scan():
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     # The comparison can fail: consecutive steps (other batches) have other losses.
     assert not np.allclose(loop_losses[1:], scan_losses[:-1], rtol=1e-3)
+
+
+def test_one_program_runs_every_shorter_chunk_with_the_same_steps():
+    """A run's last, shorter chunk reuses the program of its full chunks (indices padded, the loop stops at the
+    chunk's length): the same states and per-step metrics, bit for bit, as each length compiled on its own."""
+    config, train_step, images, labels, fresh_state = _smoke_setup()
+    config.scan_steps = True
+
+    def run(chunks):
+        chunk = make_train_chunk(train_step, config)
+        orders = EpochOrders(jax.random.PRNGKey(3), 50, config.batch_size)
+        state, losses, counts = fresh_state(), [], []
+        for num_steps in chunks:
+            state, metrics = chunk(state, images, labels, orders.indices(int(state.step), num_steps))
+            losses.append(np.asarray(metrics["loss"]))
+            counts.append(len(losses[-1]))
+        return state, np.concatenate(losses), counts, chunk.capacity
+
+    compiles = []
+
+    def count(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(kwargs.get("fun_name"))
+
+    jax.monitoring.register_event_duration_secs_listener(count)
+    try:
+        padded, padded_losses, counts, capacity = run([5, 2])
+    finally:
+        jax.monitoring.unregister_event_duration_listener(count)
+    assert compiles.count("jit(train_chunk)") == 1 and capacity == 5 and counts == [5, 2]
+    # Each length on its own (a fresh chunk whose first call sets its length): the reference.
+    exact_state, exact_losses = fresh_state(), []
+    orders = EpochOrders(jax.random.PRNGKey(3), 50, config.batch_size)
+    for first, num_steps in [(0, 5), (5, 2)]:
+        exact_state, metrics = make_train_chunk(train_step, config)(
+            exact_state, images, labels, orders.indices(first, num_steps))
+        exact_losses.append(np.asarray(metrics["loss"]))
+    assert int(padded.step) == 7  # the padding rows ran no step
+    np.testing.assert_array_equal(padded_losses, np.concatenate(exact_losses))
+    for a, b in zip(jax.tree_util.tree_leaves(padded), jax.tree_util.tree_leaves(exact_state)):
+        np.testing.assert_array_equal(a, b)
+    one_chunk, one_chunk_losses, _, _ = run([7])
+    np.testing.assert_array_equal(padded_losses, one_chunk_losses)

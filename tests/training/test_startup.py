@@ -63,10 +63,11 @@ def _whole_tfrecords(data: bytes) -> int:
     return count
 
 
-@pytest.mark.parametrize("eval_batch_size", [1000, 100])
-def test_every_program_of_a_run_compiles_once(tmp_path, eval_batch_size):
+@pytest.mark.parametrize("eval_batch_size, num_train_steps", [(1000, 20), (100, 20), (1000, 23)])
+def test_every_program_of_a_run_compiles_once(tmp_path, eval_batch_size, num_train_steps):
     """The first chunk, evaluation and figures compile ahead in threads; a mismatch with the real call would
-    compile twice. 1000: the 359 test images in one eval batch; 100: 3 full batches and a remainder of 59."""
+    compile twice. 1000: the 359 test images in one eval batch; 100: 3 full batches and a remainder of 59.
+    23 steps in chunks of 5: the last chunk, of 3 steps, runs in the full chunks' program."""
     counts = collections.Counter()
 
     def count(event, duration, **kwargs):
@@ -75,6 +76,7 @@ def test_every_program_of_a_run_compiles_once(tmp_path, eval_batch_size):
 
     config = beta_vae.get_config("smoke")
     config.eval_batch_size = eval_batch_size
+    config.num_train_steps = num_train_steps
     jax.monitoring.register_event_duration_secs_listener(count)
     try:
         train_and_evaluate(config, str(tmp_path))
