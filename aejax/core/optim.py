@@ -9,13 +9,42 @@ from __future__ import annotations
 from typing import Callable
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import optax
 
 from aejax.core.options import Option, non_negative, number, one_of, positive
 
+def scale_by_keras_adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-7) -> optax.GradientTransformation:
+    """Adam's direction as Keras 2 and TensorFlow 1 compute it: √(1−β₂ᵗ)/(1−β₁ᵗ) · m_t / (√v_t + ε).
+
+    ε is added to √v before the bias correction (optax adds it after), and
+    Keras's default is 1e-7. The two agree once ε is negligible against √v;
+    they do not for parameters whose gradients are tiny, where Keras's step
+    shrinks towards 0 and optax's stays ~lr. For reproducing Keras-era papers
+    (N2D, experiments/n2d.py). The state is optax's Adam state (same checkpoints).
+    """
+    def init(params):
+        zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+        return optax.ScaleByAdamState(count=jnp.zeros([], jnp.int32), mu=zeros, nu=zeros)
+
+    def update(updates, state, params=None):
+        del params
+        count = state.count + 1
+        mu = jax.tree_util.tree_map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, updates)
+        nu = jax.tree_util.tree_map(lambda v, g: b2 * v + (1 - b2) * jnp.square(g), state.nu, updates)
+        t = count.astype(jnp.float32)
+        correction = jnp.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+        direction = jax.tree_util.tree_map(lambda m, v: correction * m / (jnp.sqrt(v) + eps), mu, nu)
+        return direction, optax.ScaleByAdamState(count=count, mu=mu, nu=nu)
+
+    return optax.GradientTransformation(init, update)
+
+
 OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
     "adam": lambda lr, config: optax.adam(lr),
+    "keras_adam": lambda lr, config: optax.chain(scale_by_keras_adam(eps=config.keras_adam_epsilon),
+                                                 optax.scale_by_learning_rate(lr)),
     "adamw": lambda lr, config: optax.adamw(lr, weight_decay=config.weight_decay),
     "sgd": lambda lr, config: optax.sgd(lr, momentum=config.get("momentum", 0.9) or None),
     "rmsprop": lambda lr, config: optax.rmsprop(lr),
@@ -47,6 +76,8 @@ OPTIONS = {
     "grad_clip_norm": Option(0.0, non_negative, "clip the global gradient norm to this (0 = off)"),
     "weight_decay": Option(0.0, non_negative, "decoupled weight decay (adamw only)"),
     "momentum": Option(0.9, number, "momentum (sgd only; 0 = none)"),
+    "keras_adam_epsilon": Option(1e-7, positive, "ε of keras_adam, in the units of the loss's gradient (Keras's "
+                                                 "default 1e-7 is for its loss: rescale with the loss)"),
 }
 
 
