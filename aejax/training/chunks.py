@@ -86,7 +86,7 @@ class PaddedChunk:
 
     A run's chunks all have the same length but the last (2,340 steps in chunks
     of 100 end with 40), and each length was a program of its own: traced,
-    lowered and loaded again at the end of the run (~0.4 s). Here the indices are
+    lowered and loaded again at the end of the run (~0.3 s). Here the indices are
     padded on the host to the longest chunk called so far (`capacity`) and the
     number of steps is an argument: the program's loop runs that many and leaves
     the rest of its metrics rows zero; they are cut off before they are returned.
