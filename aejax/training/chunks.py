@@ -115,16 +115,21 @@ class PaddedChunk:
         self._first_rows = jax.jit(_first_rows, static_argnums=1)
         self._mesh, self.capacity = mesh, 0
 
+    def _grow(self, num_steps: int) -> None:
+        self.capacity = max(self.capacity, num_steps)
+
     def _padded(self, indices) -> tuple:
         """The program's (indices, num_steps) arguments for a chunk of `len(indices)` steps."""
-        self.capacity = max(self.capacity, indices.shape[0])
-        rows = np.zeros((self.capacity, *indices.shape[1:]), indices.dtype)
-        rows[:indices.shape[0]] = indices
+        self._grow(indices.shape[0])
+        rows = indices
+        if indices.shape[0] < self.capacity:
+            rows = np.zeros((self.capacity, *indices.shape[1:]), indices.dtype)
+            rows[:indices.shape[0]] = indices
         return place_indices(rows, self._mesh), place_indices(np.int32(indices.shape[0]), self._mesh)
 
     def lower(self, state, images, labels, indices):
         """The program lowered for these arguments (arrays or shapes): `.compile()` it ahead of the first call."""
-        self.capacity = max(self.capacity, indices.shape[0])
+        self._grow(indices.shape[0])
         sharding = None if self._mesh is None else parallel.replicated(self._mesh)
         return self._program.lower(state, images, labels,
                                    jax.ShapeDtypeStruct((self.capacity, *indices.shape[1:]), indices.dtype,
