@@ -15,7 +15,7 @@ from absl import app, flags
 from aejax.studies.bench.harness import DEFAULT_SECTIONS, SECTIONS, BenchOptions
 
 _SECTIONS = flags.DEFINE_list("sections", list(DEFAULT_SECTIONS), f"Which parts to run: {', '.join(SECTIONS)} "
-                              "(all but conv, dtype, population, likelihood and process by default).")
+                              "(all but conv, dtype, population, likelihood, kernels and process by default).")
 _EPOCHS = flags.DEFINE_integer("epochs", 3, "Training epochs of the vae, loop, torch and process (use 5) sections.")
 _MODELS = flags.DEFINE_list(
     "models", list(BenchOptions.models),

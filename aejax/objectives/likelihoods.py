@@ -43,10 +43,12 @@ def likelihood(params: Any, config: ml_collections.ConfigDict) -> distributions.
 
 def reconstruction_metrics(mean_image, x):
     """Distortion figures reported for every variant, whatever it trains on."""
-    return {"mse": jnp.mean(jnp.square(mean_image - x))}
+    flat = distributions.flat_pixels
+    return {"mse": jnp.mean(distributions.mean_pixels(jnp.square(flat(mean_image) - flat(x))))}
 
 
 def psnr(estimate, clean, max_value: float = 1.0):
     """Peak signal-to-noise ratio per image, in dB: 10·log10(MAX² / MSE(image))."""
-    mse = jnp.mean(jnp.square(estimate - clean).reshape(clean.shape[0], -1), axis=-1)
+    flat = distributions.flat_pixels
+    mse = distributions.mean_pixels(jnp.square(flat(estimate) - flat(clean)))
     return 10.0 * jnp.log10(max_value ** 2 / jnp.maximum(mse, 1e-10))

@@ -36,7 +36,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from aejax.core.distributions import imq_kernel, kl_divergence, mmd_unbiased, rbf_kernel
+from aejax.core.distributions import flat_pixels, imq_kernel, kl_divergence, mmd_unbiased, rbf_kernel, sum_pixels
 from aejax.core.errors import ConfigError
 from aejax.core.options import Option, non_negative, number, one_of, positive, rule
 from aejax.objectives.ae import autoencoder_variant
@@ -86,7 +86,7 @@ def make_wae_loss(model, config):
         p_x = likelihood(params, config)
         x_mean = p_x.mean(out)
         if config.wae_cost == "squared_error":
-            cost = jnp.sum(jnp.square(x - x_mean).reshape(x.shape[0], -1), axis=-1)
+            cost = sum_pixels(jnp.square(flat_pixels(x) - flat_pixels(x_mean)))
         else:
             cost = -p_x.log_prob(out, x)
         mmd = prior_mmd(key, z, kernel)

@@ -91,3 +91,23 @@ def test_diagonal_gaussian_and_prior_log_prob_match_scipy():
     np.testing.assert_allclose(distributions.diagonal_gaussian_log_prob(z, mean, logvar), expected, rtol=1e-5)
     np.testing.assert_allclose(distributions.standard_normal_log_prob(z),
                                np.sum(stats.norm.logpdf(z), axis=-1), rtol=1e-5)
+
+
+def test_pixel_sums_and_means_match_numpy_on_image_shaped_rows():
+    rng = np.random.default_rng(5)
+    values = rng.normal(size=(6, 5, 7, 3)).astype(np.float32) * 10
+    np.testing.assert_allclose(distributions.sum_pixels(jnp.asarray(values)), values.sum(axis=(1, 2, 3)),
+                               rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(distributions.mean_pixels(jnp.asarray(values)), values.mean(axis=(1, 2, 3)),
+                               rtol=1e-5, atol=1e-5)
+    assert distributions.flat_pixels(jnp.asarray(values)).shape == (6, 105)
+    # Rows stay rows: a sum over the wrong axis (or over the batch) would fail the comparison above.
+    assert not np.allclose(values.sum(axis=(1, 2, 3)), values.reshape(105, 6).sum(axis=0))
+
+
+def test_pixel_sums_keep_float32_accuracy_where_a_bf16_product_would_not():
+    """The sum is a matvec at HIGHEST precision: a bf16 multiply would round 1 + 2⁻¹⁰ to 1."""
+    values = jnp.full((2, 4096), 1 + 2 ** -10, jnp.float32)
+    np.testing.assert_allclose(distributions.sum_pixels(values), 4096 * (1 + 2 ** -10), rtol=1e-6)
+    bf16 = jnp.dot(values.astype(jnp.bfloat16), jnp.ones(4096, jnp.bfloat16), preferred_element_type=jnp.float32)
+    assert not np.allclose(bf16, 4096 * (1 + 2 ** -10), rtol=1e-6)

@@ -55,17 +55,18 @@ def test_bench_startup_section_times_whole_processes_side_by_side():
 
 
 @pytest.mark.slow
-def test_population_conv_and_dtype_sections_print_their_figures_side_by_side():
+def test_population_conv_dtype_likelihood_and_kernels_sections_print_their_figures():
     result = subprocess.run(
         [sys.executable, "-m", "aejax.bench", "--dataset=digits", "--epochs=1", "--steps=3", "--repeats=1",
-         "--sections=conv,dtype,population,likelihood", "--members=1,3", "--sweep_epochs=0",
+         "--sections=conv,dtype,population,likelihood,kernels", "--members=1,3", "--sweep_epochs=0",
          "--likelihood_samples=20"],
         cwd=REPO, capture_output=True, text=True, timeout=600,
         env=dict(os.environ, JAX_PLATFORMS="cpu", JAX_DISABLE_MOST_OPTIMIZATIONS="1"))
     assert result.returncode == 0, result.stderr[-3000:]
     for expected in ("one run (the trainer's chunk)", "population of 1 side by side", "population of 3 vmapped", "of the bound",
                      "Conv VAE", "per-step calls", "conv_general_dilated_patches + matmul", "bf16 / float32", "dSprites MLP",
-                     "K = 20 over 359 test images", "estimator / matmul floor"):
+                     "K = 20 over 359 test images", "estimator / matmul floor",
+                     "Kernels of the trainer's step", "MLP_0/dense_0/dot_general"):
         assert expected in result.stdout, result.stdout
 
 
@@ -93,3 +94,17 @@ def test_the_patch_formulations_of_a_conv_equal_laxs_convolution(side, kernel_si
     expected = np.asarray(conv._conv_lax(x, kernel, stride))
     for formulation in (conv._conv_patches, conv._conv_slices):
         np.testing.assert_allclose(np.asarray(formulation(x, kernel, stride)), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_the_kernels_section_names_each_kernel_by_its_shape_and_module():
+    from aejax.studies.bench.kernels import _instructions
+    hlo = ('  %ynn_fusion.2 = f32[128,400]{1,0} fusion(%a, %b), kind=kCustom, calls=%c, metadata={op_name='
+           '"jit(train_chunk)/while/body/closed_call/transpose(jvp(VariationalAutoencoder))/'
+           'VariationalAutoencoder.decode/decoder/MLP_0/dense_1/dot_general" stack_frame_id=65}\n'
+           '  ROOT %add_subtract_fusion = f32[128,784]{1,0} fusion(%d), kind=kLoop, metadata={op_name='
+           '"jit(train_chunk)/while/body/closed_call/jvp()/sub"}\n'
+           '  %copy.52 = f32[400,784]{1,0} copy(%e)\n')
+    assert _instructions(hlo) == {
+        "ynn_fusion.2": ("f32[128,400]", "backward decoder/MLP_0/dense_1/dot_general"),
+        "add_subtract_fusion": ("f32[128,784]", "sub"),
+        "copy.52": ("f32[400,784]", "")}

@@ -30,13 +30,15 @@ printed), on Fashion-MNIST:
 * startup: whole processes, not this one: JAX's own start against a warm and
   a cold smoke run (`startup`; minima over `--repeats` alternating rounds);
 * by name: conv (the conv VAE, beside its PyTorch mirror), dtype, population,
-  likelihood, and process: the canonical VAE as a whole `python -m aejax.main`
+  likelihood, kernels (the trainer's step kernel by kernel, from a profiler
+  trace: `kernels`), and process: the canonical VAE as a whole `python -m aejax.main`
   process against the PyTorch script as a whole process (`process`).
 
 Timings on a shared machine are rough: the bench warms up, takes medians,
 and prints its peak host memory (maxrss) at the end.
 
 Modules: `harness` (options, a variant ready to step, timing, the matmul bound),
-`sections` (one function per section), `startup` and `process` (whole processes), `report` (the printed table
-and ratios), `torch_vae` (the PyTorch baselines, also runnable as a script).
+`sections` (one function per section), `startup` and `process` (whole processes), `conv`, `dtype`,
+`population`, `likelihood` and `kernels` (the sections asked for by name), `report` (the printed table and
+ratios), `torch_vae` (the PyTorch baselines, also runnable as a script).
 """

@@ -9,8 +9,8 @@ import time
 from typing import Any, Callable
 
 SECTIONS = ("vae", "loop", "torch", "matmul", "profile", "models", "batch", "startup", "conv", "dtype", "population",
-            "likelihood", "process")
-DEFAULT_SECTIONS = SECTIONS[:8]  # conv, dtype, population, likelihood and process take minutes: ask by name
+            "likelihood", "kernels", "process")
+DEFAULT_SECTIONS = SECTIONS[:8]  # the others take minutes or answer a narrower question: ask by name
 
 
 @dataclasses.dataclass(frozen=True)

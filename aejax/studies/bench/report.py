@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import resource
 
-from aejax.studies.bench import conv, dtype, likelihood, population, process, startup
+from aejax.studies.bench import conv, dtype, kernels, likelihood, population, process, startup
 from aejax.studies.bench.harness import BenchOptions, median_rate
 
 
@@ -90,7 +90,8 @@ def report(results: dict, header: str, options: BenchOptions) -> str:
         skipped = results["process"].get("skipped")
         lines += [f"Whole process against PyTorch: skipped: {skipped}", ""] if skipped else \
             process.report(results["process"], matmul)
-    for name, module in (("conv", conv), ("dtype", dtype), ("population", population), ("likelihood", likelihood)):
+    for name, module in (("conv", conv), ("dtype", dtype), ("population", population), ("likelihood", likelihood),
+                         ("kernels", kernels)):
         if results.get(name):
             lines += module.report_lines(results[name], options)
     return "\n".join(lines)

@@ -226,6 +226,11 @@ def section_conv(ctx, options: BenchOptions) -> dict:
     return conv.section_conv(ctx, options)
 
 
+def section_kernels(ctx, options: BenchOptions) -> dict:
+    from aejax.studies.bench import kernels
+    return kernels.section_kernels(ctx, options)
+
+
 def section_dtype(ctx, options: BenchOptions) -> dict:
     from aejax.studies.bench import dtype
     return dtype.section_dtype(ctx, options, section_vae)
@@ -234,7 +239,8 @@ def section_dtype(ctx, options: BenchOptions) -> dict:
 SECTION_FNS = {"vae": section_vae, "loop": section_loop, "torch": section_torch,
                "matmul": section_matmul, "profile": section_profile, "models": section_models,
                "batch": section_batch, "startup": section_startup, "conv": section_conv, "dtype": section_dtype,
-               "population": section_population, "likelihood": section_likelihood, "process": section_process}
+               "population": section_population, "likelihood": section_likelihood, "kernels": section_kernels,
+               "process": section_process}
 IN_PROCESS = set(SECTION_FNS) - {"startup", "process"}  # the sections that need the dataset loaded here
 
 

@@ -1,0 +1,67 @@
+"""What XLA:CPU makes of the training step: no per-pixel pass over image-shaped arrays, each random block drawn once.
+
+Both are pure speed (the numbers are the same) and both were measured (`aejax.core.distributions.flat_pixels`,
+`aejax.data.batches.bernoulli_pixels`): XLA:CPU vectorises a fused loop along its minor axis, which is 1 for
+[B, 28, 28, 1] images, and it fuses the threefry draw into every loop that reads its bits, redrawing each block
+once per word. These tests read the compiled program of the canonical VAE's chunk at a small batch.
+"""
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from aejax import objectives
+from aejax.core import optim
+from aejax.core.optim import gradient_update
+from aejax.training.chunks import make_train_chunk
+from aejax.training.state import create_train_state
+from aejax.training.step import make_train_step
+from experiments import vae
+
+BATCH, IMAGE = 16, (28, 28, 1)
+PIXELS = int(np.prod(IMAGE))
+
+
+@pytest.fixture(scope="module")
+def compiled_chunk():
+    config = vae.get_config()
+    config.batch_size, config.image_shape = BATCH, IMAGE
+    variant = objectives.get(config.model)
+    model = variant.build_model(config, IMAGE)
+    optimizer = optim.make_optimizer(config, 100)
+    train_step = make_train_step(gradient_update(variant.make_loss(model, config), optimizer))
+    state = create_train_state(config, variant, model, optimizer, jax.random.PRNGKey(0))
+    chunk = make_train_chunk(train_step, config)
+    images = jax.ShapeDtypeStruct((64, *IMAGE), jnp.uint8)
+    labels = jax.ShapeDtypeStruct((64,), jnp.int32)
+    indices = jax.ShapeDtypeStruct((3, BATCH), jnp.int32)
+    return chunk.lower(state, images, labels, indices).compile().as_text()
+
+
+def _loop_fusions(hlo: str):
+    """(name, dims) of every loop fusion's result array."""
+    for match in re.finditer(r"(%[\w.-]+) = \w+\[([\d,]*)\]\{[\d,]*\} fusion\([^\n]*kind=kLoop", hlo):
+        yield match.group(1), [int(d) for d in match.group(2).split(",") if d]
+
+
+def test_no_per_pixel_loop_runs_over_an_image_shaped_array(compiled_chunk):
+    fusions = list(_loop_fusions(compiled_chunk))
+    per_pixel = [(name, dims) for name, dims in fusions if np.prod(dims) >= BATCH * PIXELS]
+    assert per_pixel, "the program's per-pixel loops were not found: the parsing is stale"
+    image_shaped = [(name, dims) for name, dims in per_pixel if dims[-1] == 1]
+    assert not image_shaped, f"per-pixel loops whose minor axis is 1 (scalar code on XLA:CPU): {image_shaped}"
+
+
+def test_each_threefry_block_of_the_binarisation_is_drawn_once(compiled_chunk):
+    """Every fusion that runs the threefry rounds over the [B, D/2] blocks stores both words of each block
+    (its root is their concatenation), rather than being a per-pixel loop that keeps one word of each block it
+    draws. (The draw sits in both branches of a conditional, so two such fusions exist; one runs.)"""
+    computations = re.split(r"\n(?=%\S+ \()", compiled_chunk)
+    block_shape = f"u32[{BATCH},{PIXELS // 2}]"
+    drawing = [c for c in computations if c.count("shift-left") >= 20 and block_shape in c]
+    assert drawing, "no fusion runs the binarisation's threefry rounds: the parsing is stale"
+    for computation in drawing:
+        root = next(line for line in computation.splitlines() if "ROOT" in line)
+        assert "concatenate(" in root, f"a per-pixel loop redraws the blocks: {root.strip()[:120]}"
