@@ -15,6 +15,7 @@ import pytest
 from aejax import objectives
 from aejax.core import optim
 from aejax.core.optim import gradient_update
+from aejax.data.batches import bernoulli_pixels
 from aejax.training.chunks import make_train_chunk
 from aejax.training.state import create_train_state
 from aejax.training.step import make_train_step
@@ -54,14 +55,33 @@ def test_no_per_pixel_loop_runs_over_an_image_shaped_array(compiled_chunk):
     assert not image_shaped, f"per-pixel loops whose minor axis is 1 (scalar code on XLA:CPU): {image_shaped}"
 
 
+def _drawing_roots(hlo: str, block_shape: str) -> list[str]:
+    """The ROOT line of every computation that runs the threefry rounds over blocks of `block_shape`."""
+    computations = re.split(r"\n(?=%\S+ \()", hlo)
+    drawing = [c for c in computations if c.count("shift-left") >= 20 and block_shape in c]
+    return [next(line for line in c.splitlines() if "ROOT" in line) for c in drawing]
+
+
 def test_each_threefry_block_of_the_binarisation_is_drawn_once(compiled_chunk):
     """Every fusion that runs the threefry rounds over the [B, D/2] blocks stores both words of each block
     (its root is their concatenation), rather than being a per-pixel loop that keeps one word of each block it
     draws. (The draw sits in both branches of a conditional, so two such fusions exist; one runs.)"""
-    computations = re.split(r"\n(?=%\S+ \()", compiled_chunk)
-    block_shape = f"u32[{BATCH},{PIXELS // 2}]"
-    drawing = [c for c in computations if c.count("shift-left") >= 20 and block_shape in c]
-    assert drawing, "no fusion runs the binarisation's threefry rounds: the parsing is stale"
-    for computation in drawing:
-        root = next(line for line in computation.splitlines() if "ROOT" in line)
+    roots = _drawing_roots(compiled_chunk, f"u32[{BATCH},{PIXELS // 2}]")
+    assert roots, "no fusion runs the binarisation's threefry rounds: the parsing is stale"
+    for root in roots:
         assert "concatenate(" in root, f"a per-pixel loop redraws the blocks: {root.strip()[:120]}"
+
+
+def test_a_vectorised_population_keeps_the_draw_apart_and_each_member_its_own_bits():
+    """Under vmap (members' keys batched) the conditional stays a conditional, not a select of both branches
+    (`stored_apart`'s batching rule), and every member draws exactly what it draws alone."""
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)
+    images = jax.random.randint(jax.random.PRNGKey(1), (BATCH, *IMAGE), 0, 256).astype(jnp.uint8)
+    population = jax.jit(jax.vmap(lambda key: bernoulli_pixels(key, images)))
+    hlo = population.lower(keys).compile().as_text()
+    assert " conditional(" in hlo
+    roots = _drawing_roots(hlo, f"u32[3,{BATCH},{PIXELS // 2}]")
+    assert roots and all("concatenate(" in root for root in roots), roots
+    alone = np.stack([np.asarray(bernoulli_pixels(key, images)) for key in keys])
+    np.testing.assert_array_equal(np.asarray(population(keys)), alone)
+    assert not np.array_equal(alone[0], alone[1])  # the members' bits differ
