@@ -108,3 +108,20 @@ def test_the_kernels_section_names_each_kernel_by_its_shape_and_module():
         "ynn_fusion.2": ("f32[128,400]", "backward decoder/MLP_0/dense_1/dot_general"),
         "add_subtract_fusion": ("f32[128,784]", "sub"),
         "copy.52": ("f32[400,784]", "")}
+
+
+def test_interleaved_timing_takes_one_call_of_each_variant_per_round():
+    """Each variant is warmed once, then timed once per round in turn: a drift of the machine's speed hits
+    every variant alike (timed one after another, the later variant would get the slower window)."""
+    from aejax.studies.bench.harness import interleaved_median_seconds
+    calls, now = [], [0.0]
+
+    def variant(name, cost):
+        def run():
+            calls.append(name)
+            now[0] += cost * (1 + len(calls) / 100)  # the machine slows down as the calls go on
+        return run
+
+    medians = interleaved_median_seconds({"a": variant("a", 1.0), "b": variant("b", 1.0)}, 3, lambda: now[0])
+    assert calls == ["a", "b"] + ["a", "b"] * 3
+    assert abs(medians["a"] / medians["b"] - 1) < 0.02  # equal costs measure equal despite the drift

@@ -117,6 +117,22 @@ def median_seconds(fn: Callable[[], Any], repeats: int, clock: Callable[[], floa
     return statistics.median(timed(fn, clock) for _ in range(repeats))
 
 
+def interleaved_median_seconds(fns: dict[str, Callable[[], Any]], repeats: int,
+                               clock: Callable[[], float]) -> dict[str, float]:
+    """`median_seconds` of each of `fns`, their timed calls taken in turn (one of each per round).
+
+    On a shared machine the speed drifts by tens of percent within a minute; timed
+    one after another, variants would compare windows rather than code.
+    """
+    for fn in fns.values():
+        block(fn())
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            times[name].append(timed(fn, clock))
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def trainer_chunk(setup: Setup, data):
     """(state, first_step, num_steps) → (state, metrics): the trainer's compiled chunk fed as the trainer feeds it
     (`EpochOrders`, each epoch's permutation drawn once)."""

@@ -7,7 +7,8 @@ import time
 
 from aejax.studies.bench import startup
 from aejax.studies.bench.harness import (BenchOptions, base_config, block, canonical_matmuls, chunk_runner, flops,
-                                         make_setup, matmul_bound_seconds, median_seconds, trainer_chunk)
+                                         interleaved_median_seconds, make_setup, matmul_bound_seconds, median_seconds,
+                                         trainer_chunk)
 
 
 def section_vae(ctx, options: BenchOptions) -> dict:
@@ -140,10 +141,10 @@ def _in_chunk_orders(setup, data, steps: int):
 
 
 def section_profile(ctx, options: BenchOptions) -> dict:
-    steps, repeats = options.steps, options.repeats
+    """The variants' timed calls in turn (`interleaved_median_seconds`), so each ratio is of one window."""
     batch_size = base_config(options, "vae").batch_size
-    return {name: steps * batch_size / median_seconds(run, repeats, options.now)
-            for name, run in _profile_variants(ctx, options).items()}
+    seconds = interleaved_median_seconds(_profile_variants(ctx, options), options.repeats, options.now)
+    return {name: options.steps * batch_size / value for name, value in seconds.items()}
 
 
 def _parse_model(spec: str) -> tuple[str, dict[str, str]]:
