@@ -1,7 +1,8 @@
 """What XLA:CPU makes of the training step: no per-pixel pass over image-shaped arrays, each random block drawn once.
 
-Both are pure speed (the same numbers, up to the order of additions) and both were measured (`aejax.core.distributions.flat_pixels`,
-`aejax.data.batches.bernoulli_pixels`): XLA:CPU vectorises a fused loop along its minor axis, which is 1 for
+Both are pure speed (the same numbers, up to the order of additions) and both were measured
+(`aejax.core.distributions.flat_pixels`, `aejax.data.batches.stored_apart`): XLA:CPU vectorises a fused loop
+along its minor axis, which is 1 for
 [B, 28, 28, 1] images, and it fuses the threefry draw into every loop that reads its bits, redrawing each block
 once per word. These tests read the compiled program of the canonical VAE's chunk at a small batch.
 """
