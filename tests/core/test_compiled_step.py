@@ -2,9 +2,9 @@
 
 Both are pure speed (the same numbers, up to the order of additions) and both were measured
 (`aejax.core.distributions.flat_pixels`, `aejax.data.batches.stored_apart`): XLA:CPU vectorises a fused loop
-along its minor axis, which is 1 for
-[B, 28, 28, 1] images, and it fuses the threefry draw into every loop that reads its bits, redrawing each block
-once per word. These tests read the compiled program of the canonical VAE's chunk at a small batch.
+along its minor axis, which is 1 for [B, 28, 28, 1] images, and it fuses the threefry draw into every loop that
+reads its bits, redrawing each block once per word. These tests read the compiled program of the canonical VAE's
+chunk at a small batch, and of a vmapped draw.
 """
 import re
 
