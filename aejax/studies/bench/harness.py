@@ -113,13 +113,13 @@ def timed(fn: Callable[[], Any], clock: Callable[[], float]) -> float:
 
 def median_seconds(fn: Callable[[], Any], repeats: int, clock: Callable[[], float]) -> float:
     """Median time of `fn` by `clock` over `repeats` calls, after one untimed warm-up call."""
-    block(fn())
-    return statistics.median(timed(fn, clock) for _ in range(repeats))
+    return interleaved_median_seconds({"fn": fn}, repeats, clock)["fn"]
 
 
 def interleaved_median_seconds(fns: dict[str, Callable[[], Any]], repeats: int,
                                clock: Callable[[], float]) -> dict[str, float]:
-    """`median_seconds` of each of `fns`, their timed calls taken in turn (one of each per round).
+    """The median time of each of `fns` over `repeats` calls after one untimed warm-up call each, their
+    timed calls taken in turn (one of each per round).
 
     On a shared machine the speed drifts by tens of percent within a minute; timed
     one after another, variants would compare windows rather than code.
