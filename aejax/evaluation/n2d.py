@@ -16,6 +16,7 @@ import numpy as np
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.mixture import GaussianMixture
 
+from aejax.core.errors import UserError
 from aejax.evaluation.clustering import cluster_accuracy, umap_codes
 
 # The paper's Table 2 (accuracy, NMI; ARI is not reported) for datasets aejax has.
@@ -36,16 +37,37 @@ def gmm_clusters(points: np.ndarray, num_clusters: int, *, seed: int) -> np.ndar
     return mixture.fit(points).predict(points)
 
 
+def assignment_scores(labels: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """{"accuracy" (Hungarian), "nmi", "ari"} of cluster ids `predicted` against `labels`, both [N]."""
+    labels, predicted = np.asarray(labels), np.asarray(predicted)
+    return {"accuracy": cluster_accuracy(labels, predicted),
+            "nmi": float(normalized_mutual_info_score(labels, predicted)),
+            "ari": float(adjusted_rand_score(labels, predicted))}
+
+
 def n2d_scores(codes: np.ndarray, labels: np.ndarray, num_clusters: int, *, seed: int,
                protocol: Protocol = Protocol()) -> dict[str, float]:
     """{"accuracy", "nmi", "ari"} of the N2D clustering of `codes` [N, D]; `seed` seeds UMAP and the GMM."""
     embedded = umap_codes(codes, dim=protocol.umap_dim or num_clusters, n_neighbors=protocol.n_neighbors,
                           min_dist=protocol.min_dist, seed=seed)
-    predicted = gmm_clusters(embedded, num_clusters, seed=seed)
-    labels = np.asarray(labels)
-    return {"accuracy": cluster_accuracy(labels, predicted),
-            "nmi": float(normalized_mutual_info_score(labels, predicted)),
-            "ari": float(adjusted_rand_score(labels, predicted))}
+    return assignment_scores(labels, gmm_clusters(embedded, num_clusters, seed=seed))
+
+
+def read_assignment(path: str, num_images: int) -> np.ndarray:
+    """Cluster ids from a text file of one integer per image (as the paper's code saves them, `np.savetxt`).
+
+    The file must list every image of the dataset in its order (train, then test); a
+    count that differs is an error, not a partial score.
+    """
+    try:
+        predicted = np.loadtxt(path, dtype=np.int64, ndmin=1)
+    except (OSError, ValueError) as error:
+        raise UserError(f"cannot read cluster ids from {path} ({error}): give a text file of one integer "
+                        "per line") from None
+    if predicted.ndim != 1 or len(predicted) != num_images:
+        raise UserError(f"{path} has {predicted.size} cluster ids for {num_images:,} images: it must list every "
+                         "image of the dataset, train then test, one id per line")
+    return predicted
 
 
 def summarize(per_seed: list[dict[str, float]]) -> dict[str, dict[str, float]]:

@@ -43,14 +43,15 @@ def _epoch(config, step: int) -> float:
     return step / max(1, int(config.num_train_examples) // int(config.batch_size))
 
 
-def score_checkpoint(workdir: str, step: int | None, data: splits.Split, num_clusters: int, seeds) -> dict:
+def score_checkpoint(workdir: str, step: int | None, data: splits.Split, num_clusters: int, seeds,
+                     protocol: n2d.Protocol = n2d.Protocol()) -> dict:
     trained = load(workdir, step)
     codes = codes_of(trained, data.images)
     per_seed = []
     for seed in seeds:
         with timing.stage(f"N2D of {len(codes):,} codes, step {trained.step}, seed {seed} "
                           "(UMAP + GMM: ~1.5 min for 70,000 on a free core)"):
-            per_seed.append(n2d.n2d_scores(codes, data.labels, num_clusters, seed=seed))
+            per_seed.append(n2d.n2d_scores(codes, data.labels, num_clusters, seed=seed, protocol=protocol))
     return {"step": trained.step, "epoch": _epoch(trained.config, trained.step), "per_seed": per_seed,
             "summary": n2d.summarize(per_seed)}
 
@@ -63,27 +64,48 @@ def curve_steps(available: list[int], epochs, steps_per_epoch: int) -> list[int]
     return sorted(nearest)
 
 
-def run(workdir: str, seeds=(0, 1, 2), curve_epochs=()) -> dict:
+def result_name(protocol: n2d.Protocol) -> str:
+    """DIR/n2d.json for the paper's protocol; another UMAP dimension writes beside it (n2d_umap2.json)."""
+    return "n2d" if protocol == n2d.Protocol() else f"n2d_umap{protocol.umap_dim}"
+
+
+def run(workdir: str, seeds=(0, 1, 2), curve_epochs=(), protocol: n2d.Protocol = n2d.Protocol()) -> dict:
     """Scores the latest checkpoint over `seeds`; `curve_epochs` ("all", or epochs) adds the accuracy curve."""
     config = load(workdir).config
     data = all_images(config)
     num_clusters = dataset_info(config.dataset).num_classes
-    latest = score_checkpoint(workdir, None, data, num_clusters, seeds)
+    latest = score_checkpoint(workdir, None, data, num_clusters, seeds, protocol)
     curve = []
     if curve_epochs:
         available = checkpoint.Checkpointer(workdir, read_only=True).all_steps()
         steps_per_epoch = max(1, int(config.num_train_examples) // int(config.batch_size))
         for step in sorted(set(curve_steps(available, curve_epochs, steps_per_epoch)) | {latest["step"]}):
-            scored = latest if step == latest["step"] else score_checkpoint(workdir, step, data, num_clusters, (0,))
+            scored = latest if step == latest["step"] else score_checkpoint(workdir, step, data, num_clusters, (0,),
+                                                                             protocol)
             curve.append({"step": step, "epoch": scored["epoch"], **scored["per_seed"][0]})
         if curve:
-            plot_curve(os.path.join(workdir, "n2d_accuracy.png"), curve, config)
+            plot_curve(os.path.join(workdir, f"{result_name(protocol)}_accuracy.png"), curve, config)
+    dim = protocol.umap_dim or f"{num_clusters} (the classes)"
     result = {"dataset": config.dataset, "num_images": len(data.labels), "seeds": list(seeds),
-              "protocol": "codes of all images → UMAP (dim = classes, 20 neighbours, min_dist 0) → full GMM",
+              "protocol": f"codes of all images → UMAP (dim {dim}, {protocol.n_neighbors} neighbours, min_dist "
+                          f"{protocol.min_dist:g}) → full GMM",
               "epochs_configured": config.num_epochs, **latest, "curve": curve,
-              "published": n2d.PUBLISHED.get(config.dataset)}
-    atomic_write(os.path.join(workdir, "n2d.json"), json.dumps(result, indent=2))
+              "published": n2d.PUBLISHED.get(config.dataset) if protocol == n2d.Protocol() else None}
+    atomic_write(os.path.join(workdir, f"{result_name(protocol)}.json"), json.dumps(result, indent=2))
     return result
+
+
+def score_assignment(workdir: str, path: str) -> dict:
+    """Scores a clustering saved elsewhere (e.g. by the paper's code) against the labels of the run's dataset.
+
+    One cluster id per line for every image, train then test (the order `all_images`
+    and the paper's `load_fashion` share); the same scorer as this module's own rows.
+    """
+    config = load(workdir).config
+    labels = all_images(config).labels
+    scores = n2d.assignment_scores(labels, n2d.read_assignment(path, len(labels)))
+    return {"dataset": config.dataset, "num_images": len(labels), "file": path, **scores,
+            "published": n2d.PUBLISHED.get(config.dataset)}
 
 
 def plot_curve(path: str, curve: list[dict], config) -> str:
@@ -106,11 +128,18 @@ def plot_curve(path: str, curve: list[dict], config) -> str:
     return path
 
 
+def report_assignment(result: dict) -> str:
+    paper = result.get("published") or {}
+    return (f"{result['file']}: {result['num_images']:,} images of {result['dataset']}: accuracy "
+            f"{result['accuracy']:.3f}, NMI {result['nmi']:.3f}, ARI {result['ari']:.3f}"
+            + (f" (paper: accuracy {paper['accuracy']}, NMI {paper['nmi']})" if paper else "") + "\n")
+
+
 def report(result: dict) -> str:
     s, paper = result["summary"], result.get("published") or {}
     lines = [f"N2D on {result['dataset']}: {result['num_images']:,} images, step {result['step']} "
              f"(epoch {result['epoch']:.0f} of the configured {result['epochs_configured']}), "
-             f"clustering seeds {','.join(map(str, result['seeds']))}",
+             f"clustering seeds {','.join(map(str, result['seeds']))}; {result['protocol']}",
              f"{'':10}{'accuracy':>18}{'NMI':>18}{'ARI':>18}",
              "aejax     " + "".join(f"{s[k]['mean']:>11.3f} ± {s[k]['std']:.3f}" for k in ("accuracy", "nmi", "ari")),
              "paper     " + "".join(f"{paper[k]:>18.3f}" if k in paper else f"{'—':>18}"

@@ -35,7 +35,7 @@ from aejax.training.chunks import FEEDS, chunk_schedule, state_shapes
 from aejax.training.config import prepare_config, validate
 from aejax.training.progress import Progress, format_seconds
 from aejax.training.restore import TrainedModel
-from aejax.training.state import check_memory, create_train_state, variant_optimizer
+from aejax.training.state import check_memory, make_initializer, variant_optimizer
 from aejax.training.step import EVAL_STREAM, make_evaluate, make_train_step, make_update
 
 # CPU has no buffer donation; the request is still right for accelerators.
@@ -212,9 +212,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str, allowed: frozenset[s
     # ---- model, optimiser and the first chunk's program, compiled in a thread while the initial state's compiles.
     model = variant.build_model(config, config.image_shape)
     optimizer = variant_optimizer(variant, config, total_steps)
-    init = lambda: create_train_state(config, variant, model, optimizer,  # noqa: E731
-                                      jax.random.PRNGKey(config.seed))
-    abstract_state = jax.eval_shape(init)
+    init, seed_key = make_initializer(config, variant, model, optimizer), jax.random.PRNGKey(config.seed)
+    abstract_state = jax.eval_shape(init, seed_key)  # traced once: the call below reuses the trace
     check_memory(config, abstract_state, placement.device_memory_bytes(eval_device), str(eval_device))
     chunk = math.gcd(config.log_every_steps, config.eval_every_steps, config.checkpoint_every_steps)
     train_step = make_train_step(make_update(variant, model, config, optimizer, total_steps))
@@ -224,7 +223,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, allowed: frozenset[s
                                            total_steps, chunk)
 
     # ---- the state: restored from the newest checkpoint that verifies, if any.
-    state = jax.device_put(init(), parallel.replicated(mesh))
+    state = jax.device_put(init(seed_key), parallel.replicated(mesh))
     step, state = restore_or_start(workdir, config, checkpointer, state, allowed)
     writer = writers.MetricWriter(workdir) if main_process else _NoWriter()
     writer.truncate_after(step)

@@ -37,11 +37,13 @@ def variant_optimizer(variant, config: ml_collections.ConfigDict, total_steps: i
     return optim.make_optimizer(config, total_steps)
 
 
-def create_train_state(config, variant, model, optimizer, key) -> TrainState:
-    """Initial params from `init_key`; the remaining key drives every step.
+def make_initializer(config, variant, model, optimizer):
+    """The compiled `init(key) -> TrainState`: params from one half of `key`, the other half drives every step.
 
     One compiled call: run op by op, the initialisers compile dozens of tiny
-    programs (most of a small run's start-up). The same bits either way.
+    programs (most of a small run's start-up). The same bits either way. One
+    function for a run, so that `jax.eval_shape(init, key)` (the state's shapes,
+    needed before it exists) and `init(key)` share one trace.
     """
     def init(key):
         init_key, rng = jax.random.split(key)
@@ -53,7 +55,12 @@ def create_train_state(config, variant, model, optimizer, key) -> TrainState:
         return TrainState(step=jnp.asarray(0, jnp.int32), params=params,
                           opt_state=optimizer.init(params), rng=rng)
 
-    return jax.jit(init)(key)
+    return jax.jit(init)
+
+
+def create_train_state(config, variant, model, optimizer, key) -> TrainState:
+    """The initial state of `key` (`make_initializer`, called once)."""
+    return make_initializer(config, variant, model, optimizer)(key)
 
 
 def abstract_train_state(config: ml_collections.ConfigDict) -> TrainState:

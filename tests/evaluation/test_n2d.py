@@ -46,6 +46,24 @@ def test_train_split_all_is_the_train_split_then_the_test_split():
     assert splits.train_size(n2d_experiment.get_config("smoke")) == 1_797
 
 
+def test_a_saved_clustering_is_scored_against_the_labels_and_must_list_every_image(tmp_path):
+    from aejax.core.errors import UserError
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    path = tmp_path / "clusters.txt"
+    np.savetxt(path, [2, 2, 0, 0, 1, 1], fmt="%i")  # the paper's code writes its ids this way
+    predicted = n2d.read_assignment(str(path), len(labels))
+    assert n2d.assignment_scores(labels, predicted) == {"accuracy": 1.0, "nmi": 1.0, "ari": 1.0}
+    np.savetxt(path, [0, 1, 0, 1, 0, 1], fmt="%i")  # best matching: 2 of 6 right, by hand
+    assert n2d.assignment_scores(labels, n2d.read_assignment(str(path), 6))["accuracy"] == pytest.approx(2 / 6)
+    with pytest.raises(UserError, match="6 cluster ids for 7 images"):
+        n2d.read_assignment(str(path), 7)
+    (tmp_path / "words.txt").write_text("1\nshirt\n")
+    with pytest.raises(UserError, match="one integer per line"):
+        n2d.read_assignment(str(tmp_path / "words.txt"), 2)
+    with pytest.raises(UserError, match="cannot read"):
+        n2d.read_assignment(str(tmp_path / "missing.txt"), 2)
+
+
 def test_the_curve_scores_the_checkpoints_nearest_the_epochs_asked():
     from aejax.studies.n2d import curve_steps
     kept = [2730, 5460, 8190, 27300, 54600]  # every 10 epochs of 273 steps, some kept
@@ -78,3 +96,9 @@ def test_the_protocol_runs_on_a_smoke_run_over_seeds_and_checkpoints(tmp_path):
     # Determinism: the same seed gives the same clustering.
     again = study.run(str(tmp_path), seeds=(0,))
     assert again["per_seed"][0] == result["per_seed"][0]
+    # Another UMAP dimension writes beside the paper's result, never over it, and says which it ran.
+    flat = study.run(str(tmp_path), seeds=(0,), protocol=n2d.Protocol(umap_dim=2))
+    assert "dim 2," in flat["protocol"] and flat["published"] is None
+    assert json.load(open(tmp_path / "n2d_umap2.json"))["protocol"] == flat["protocol"]
+    assert json.load(open(tmp_path / "n2d.json"))["per_seed"][0] == again["per_seed"][0]
+    assert flat["per_seed"][0] != again["per_seed"][0]

@@ -67,12 +67,15 @@ def _whole_tfrecords(data: bytes) -> int:
 def test_every_program_of_a_run_compiles_once(tmp_path, eval_batch_size, num_train_steps):
     """The first chunk, evaluation and figures compile ahead in threads; a mismatch with the real call would
     compile twice. 1000: the 359 test images in one eval batch; 100: 3 full batches and a remainder of 59.
-    23 steps in chunks of 5: the last chunk, of 3 steps, runs in the full chunks' program."""
-    counts = collections.Counter()
+    23 steps in chunks of 5: the last chunk, of 3 steps, runs in the full chunks' program. Nothing is traced
+    twice either: the initial state's shapes (needed before it exists) and its call share one trace."""
+    counts, traces = collections.Counter(), collections.Counter()
 
     def count(event, duration, **kwargs):
         if event == "/jax/core/compile/backend_compile_duration":
             counts[kwargs.get("fun_name")] += 1
+        if event == "/jax/core/compile/jaxpr_trace_duration":
+            traces[kwargs.get("fun_name")] += 1
 
     config = beta_vae.get_config("smoke")
     config.eval_batch_size = eval_batch_size
@@ -84,6 +87,8 @@ def test_every_program_of_a_run_compiles_once(tmp_path, eval_batch_size, num_tra
         jax.monitoring.unregister_event_duration_listener(count)
     assert counts.pop("jit(evaluate_batches)") == (1 if eval_batch_size == 1000 else 2), counts
     assert set(counts.values()) == {1} and counts["jit(train_chunk)"] == counts["jit(init)"] == 1, counts
+    assert traces.pop("evaluate_batches") == (1 if eval_batch_size == 1000 else 2), traces
+    assert traces["init"] == 1 and set(traces.values()) == {1}, traces  # nothing traced twice
 
 
 def test_a_slow_compile_ahead_survives_the_first_chunk_donating_the_state(tmp_path, monkeypatch):
