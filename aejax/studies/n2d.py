@@ -10,6 +10,7 @@ short of the paper's 1,000 epochs shows how far it got and where it was heading.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -74,6 +75,8 @@ def run(workdir: str, seeds=(0, 1, 2), curve_epochs=(), protocol: n2d.Protocol =
     config = load(workdir).config
     data = all_images(config)
     num_clusters = dataset_info(config.dataset).num_classes
+    if protocol.umap_dim == num_clusters:  # the paper's protocol, asked for by its number
+        protocol = dataclasses.replace(protocol, umap_dim=0)
     latest = score_checkpoint(workdir, None, data, num_clusters, seeds, protocol)
     curve = []
     if curve_epochs:

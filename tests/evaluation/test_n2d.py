@@ -102,3 +102,7 @@ def test_the_protocol_runs_on_a_smoke_run_over_seeds_and_checkpoints(tmp_path):
     assert json.load(open(tmp_path / "n2d_umap2.json"))["protocol"] == flat["protocol"]
     assert json.load(open(tmp_path / "n2d.json"))["per_seed"][0] == again["per_seed"][0]
     assert flat["per_seed"][0] != again["per_seed"][0]
+    # The paper's dimension asked for by its number is the paper's protocol: n2d.json, the paper beside it.
+    by_number = study.run(str(tmp_path), seeds=(0,), protocol=n2d.Protocol(umap_dim=10))
+    assert by_number["per_seed"] == again["per_seed"] and by_number["published"] == result["published"]
+    assert not os.path.exists(tmp_path / "n2d_umap10.json")
