@@ -13,6 +13,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.metrics.cluster import contingency_matrix
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 
 def _flat(x) -> np.ndarray:
@@ -75,7 +76,10 @@ def umap_codes(codes, *, dim: int = 2, n_neighbors: int = 20, min_dist: float = 
     """UMAP embedding of AE codes for the AE -> UMAP -> k-means pipeline (N2D, McConville et al. 2019).
 
     N2D uses ``min_dist=0`` (tight clumps suit k-means) and ``dim`` = number of clusters;
-    a fixed ``random_state`` makes umap-learn deterministic (and single-threaded).
+    a fixed ``random_state`` makes umap-learn deterministic (and single-threaded) for
+    a given number of BLAS threads, but its spectral initialisation's BLAS calls
+    reduce in another order with another thread count: one BLAS thread, so that the
+    same codes and seed give the same embedding on 1 core and on 16.
     umap is imported lazily because its numba start-up costs several seconds.
     """
     import umap  # noqa: PLC0415
@@ -83,7 +87,8 @@ def umap_codes(codes, *, dim: int = 2, n_neighbors: int = 20, min_dist: float = 
     reducer = umap.UMAP(
         n_components=dim, n_neighbors=n_neighbors, min_dist=min_dist, random_state=seed, n_jobs=1
     )
-    return reducer.fit_transform(_flat(codes))
+    with threadpool_limits(1):
+        return reducer.fit_transform(_flat(codes))
 
 
 def linear_probe_accuracy(train_codes, train_labels, test_codes, test_labels, *, max_iter: int = 1000) -> float:

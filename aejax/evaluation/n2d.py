@@ -15,6 +15,7 @@ import dataclasses
 import numpy as np
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.mixture import GaussianMixture
+from threadpoolctl import threadpool_limits
 
 from aejax.core.errors import UserError
 from aejax.evaluation.clustering import cluster_accuracy, umap_codes
@@ -32,9 +33,13 @@ class Protocol:
 
 
 def gmm_clusters(points: np.ndarray, num_clusters: int, *, seed: int) -> np.ndarray:
-    """Cluster ids from a full-covariance Gaussian mixture fitted to `points` (argmax responsibility)."""
+    """Cluster ids from a full-covariance Gaussian mixture fitted to `points` (argmax responsibility).
+
+    One BLAS thread, as for UMAP (`umap_codes`): the same ids whatever the core count.
+    """
     mixture = GaussianMixture(n_components=num_clusters, covariance_type="full", random_state=seed)
-    return mixture.fit(points).predict(points)
+    with threadpool_limits(1):
+        return mixture.fit(points).predict(points)
 
 
 def assignment_scores(labels: np.ndarray, predicted: np.ndarray) -> dict[str, float]:

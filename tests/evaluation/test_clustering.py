@@ -95,3 +95,29 @@ def test_pca_codes_with_fewer_examples_than_features_match_sklearn():
     ref = PCA(n_components=4).fit(train).transform(test)
     signs = np.sign(np.sum(ours * ref, axis=0))
     np.testing.assert_allclose(ours, ref * signs, atol=1e-8)
+
+
+@pytest.mark.slow
+def test_umap_and_the_gmm_run_with_one_blas_thread_whatever_the_caller_allows(monkeypatch):
+    """UMAP's spectral start reduces in another order with another BLAS thread count (on 20,000 codes of the N2D
+    run, 1 core and 2 gave different embeddings): one thread, so the same seed gives the same numbers anywhere."""
+    import umap
+    from sklearn.mixture import GaussianMixture
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from aejax.evaluation.n2d import gmm_clusters
+    seen = []
+    fit_transform, fit = umap.UMAP.fit_transform, GaussianMixture.fit
+
+    def record(original):
+        def wrapped(self, *args, **kwargs):
+            seen.append({pool["num_threads"] for pool in threadpool_info()})
+            return original(self, *args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(umap.UMAP, "fit_transform", record(fit_transform))
+    monkeypatch.setattr(GaussianMixture, "fit", record(fit))
+    codes, _ = make_blobs(n_samples=120, centers=3, n_features=8, random_state=0)
+    with threadpool_limits(4):  # a caller (or a machine) that allows several
+        gmm_clusters(umap_codes(codes, dim=2, n_neighbors=10, seed=0), 3, seed=0)
+    assert seen == [{1}, {1}]
