@@ -22,7 +22,7 @@ from aejax.data import dataset_info, splits
 from aejax.evaluation import n2d
 from aejax.figures.plots import pyplot
 from aejax.training import checkpoint
-from aejax.training.restore import load
+from aejax.training.restore import load, load_config
 from aejax.training.workdir import atomic_write
 
 CODE_BATCH = 5_000
@@ -104,7 +104,7 @@ def score_assignment(workdir: str, path: str) -> dict:
     One cluster id per line for every image, train then test (the order `all_images`
     and the paper's `load_fashion` share); the same scorer as this module's own rows.
     """
-    config = load(workdir).config
+    config = load_config(workdir)  # the dataset is all it needs: no checkpoint restored
     labels = all_images(config).labels
     scores = n2d.assignment_scores(labels, n2d.read_assignment(path, len(labels)))
     return {"dataset": config.dataset, "num_images": len(labels), "file": path, **scores,

@@ -133,14 +133,19 @@ def interleaved_median_seconds(fns: dict[str, Callable[[], Any]], repeats: int,
     return {name: statistics.median(values) for name, values in times.items()}
 
 
+def epoch_orders(setup: Setup, data, state):
+    """The batches' indices as the trainer draws them for a run that starts from `state` (`EpochOrders`)."""
+    from aejax.data.batches import EpochOrders
+    from aejax.training.step import permutation_key
+    return EpochOrders(permutation_key(state.rng), data.num_examples, setup.config.batch_size)
+
+
 def trainer_chunk(setup: Setup, data):
     """(state, first_step, num_steps) → (state, metrics): the trainer's compiled chunk fed as the trainer feeds it
     (`EpochOrders`, each epoch's permutation drawn once)."""
-    from aejax.data.batches import EpochOrders
     from aejax.training.chunks import make_train_chunk
-    from aejax.training.step import permutation_key
     chunk = make_train_chunk(setup.train_step, setup.config)
-    orders = EpochOrders(permutation_key(setup.init().rng), data.num_examples, setup.config.batch_size)
+    orders = epoch_orders(setup, data, setup.init())
 
     def run(state, first_step: int, num_steps: int):
         return chunk(state, data.images, data.labels, orders.indices(first_step, num_steps))

@@ -19,7 +19,7 @@ import json
 import re
 import tempfile
 
-from aejax.studies.bench.harness import BenchOptions, base_config, block, make_setup
+from aejax.studies.bench.harness import BenchOptions, base_config, block, epoch_orders, make_setup
 
 TOP = 15
 _INSTRUCTION = re.compile(r"\s*(?:ROOT )?%([\w.-]+) = (\S+)")
@@ -64,15 +64,13 @@ def _kernel_microseconds(trace_dir: str, names) -> collections.Counter:
 def section_kernels(ctx, options: BenchOptions) -> dict:
     import jax
     import numpy as np
-    from aejax.data.batches import EpochOrders
     from aejax.training.chunks import make_train_chunk
-    from aejax.training.step import permutation_key
     if jax.default_backend() != "cpu":
         return {"skipped": f"kernel traces are read for XLA:CPU only (backend: {jax.default_backend()})"}
     setup = make_setup(base_config(options, "vae"), ctx["train"])
     data, steps = ctx["train_device"], options.steps
     state = setup.init()
-    indices = EpochOrders(permutation_key(state.rng), data.num_examples, setup.config.batch_size).indices(0, steps)
+    indices = epoch_orders(setup, data, state).indices(0, steps)
     compiled = make_train_chunk(setup.train_step, setup.config).lower(
         state, data.images, data.labels, indices).compile(compiler_options={"xla_cpu_enable_xprof_traceme": True})
     instructions = _instructions(compiled.as_text())
