@@ -1,10 +1,12 @@
-"""What XLA:CPU makes of the training step: no per-pixel pass over image-shaped arrays, each random block drawn once.
+"""What XLA:CPU makes of the training step: no per-pixel pass over image-shaped arrays, each random block drawn
+once, no weight copied each step.
 
-Both are pure speed (the same numbers, up to the order of additions) and both were measured
-(`aejax.core.distributions.flat_pixels`, `aejax.data.batches.stored_apart`): XLA:CPU vectorises a fused loop
-along its minor axis, which is 1 for [B, 28, 28, 1] images, and it fuses the threefry draw into every loop that
-reads its bits, redrawing each block once per word. These tests read the compiled program of the canonical VAE's
-chunk at a small batch, and of a vmapped draw.
+All are pure speed (the same numbers, up to the order of additions) and all were measured
+(`aejax.core.distributions.flat_pixels`, `aejax.data.batches.stored_apart`, `aejax.core.cpu_tuning`): XLA:CPU
+vectorises a fused loop along its minor axis, which is 1 for [B, 28, 28, 1] images, it fuses the threefry draw
+into every loop that reads its bits, redrawing each block once per word, and its default copy insertion copies
+the weights the backward pass reads. These tests read the compiled program of the canonical VAE's chunk at a
+small batch, and of a vmapped draw.
 """
 import re
 
@@ -26,8 +28,8 @@ BATCH, IMAGE = 16, (28, 28, 1)
 PIXELS = int(np.prod(IMAGE))
 
 
-@pytest.fixture(scope="module")
-def compiled_chunk():
+def _lowered_chunk():
+    """The canonical VAE's chunk at batch 16 (3 steps from 64 images), lowered; and a state to call it with."""
     config = vae.get_config()
     config.batch_size, config.image_shape = BATCH, IMAGE
     variant = objectives.get(config.model)
@@ -39,7 +41,12 @@ def compiled_chunk():
     images = jax.ShapeDtypeStruct((64, *IMAGE), jnp.uint8)
     labels = jax.ShapeDtypeStruct((64,), jnp.int32)
     indices = jax.ShapeDtypeStruct((3, BATCH), jnp.int32)
-    return chunk.lower(state, images, labels, indices).compile().as_text()
+    return chunk.lower(state, images, labels, indices), state
+
+
+@pytest.fixture(scope="module")
+def compiled_chunk():
+    return _lowered_chunk()[0].compile().as_text()
 
 
 def _loop_fusions(hlo: str):
@@ -86,3 +93,31 @@ def test_a_vectorised_population_keeps_the_draw_apart_and_each_member_its_own_bi
     alone = np.stack([np.asarray(bernoulli_pixels(key, images)) for key in keys])
     np.testing.assert_array_equal(np.asarray(population(keys)), alone)
     assert not np.array_equal(alone[0], alone[1])  # the members' bits differ
+
+
+def _loop_body(hlo: str) -> str:
+    """The text of the body computation of the program's (one) while loop: the chunk's step."""
+    bodies = re.findall(r" while\([^\n]*body=(%[\w.-]+)", hlo)
+    assert len(bodies) == 1, f"expected the chunk's one loop, found bodies {bodies}: the parsing is stale"
+    return re.search(rf"\n{re.escape(bodies[0])} \(.*?\n}}", hlo, re.S).group(0)
+
+
+def test_the_step_copies_no_weight_and_computes_the_same_bits_as_with_the_copies(compiled_chunk):
+    """With `--xla_cpu_copy_insertion_use_region_analysis` (cpu_tuning) the loop body copies no array; XLA's default
+    copy insertion copies each weight the backward pass reads (checked: the same program compiled without the flag
+    copies the 400×784 decoder weight and three more kernels). The two programs give bit-equal states."""
+    body = _loop_body(compiled_chunk)
+    assert "fusion(" in body and "while/body" in body  # the step's kernels are there
+    assert " copy(" not in body, [line.strip()[:80] for line in body.splitlines() if " copy(" in line]
+    lowered, state = _lowered_chunk()
+    default_copies = lowered.compile(compiler_options={"xla_cpu_copy_insertion_use_region_analysis": False})
+    copied = [line for line in _loop_body(default_copies.as_text()).splitlines() if " copy(" in line]
+    assert any("f32[400,784]" in line for line in copied), copied  # what the flag removes is still there without it
+    images = jax.random.randint(jax.random.PRNGKey(1), (64, *IMAGE), 0, 256).astype(jnp.uint8)
+    labels = jnp.zeros(64, jnp.int32)
+    indices = np.arange(3 * BATCH, dtype=np.int32).reshape(3, BATCH)
+    copy = lambda tree: jax.tree_util.tree_map(jnp.copy, tree)  # noqa: E731  (the chunk donates its state)
+    ours = lowered.compile()(copy(state), images, labels, indices, np.int32(3))
+    theirs = default_copies(copy(state), images, labels, indices, np.int32(3))
+    for a, b in zip(jax.tree_util.tree_leaves(ours), jax.tree_util.tree_leaves(theirs)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -12,10 +12,12 @@ def test_the_xla_flag_it_sets_is_a_cpu_compiler_flag(monkeypatch):
     assert added and all(flag.startswith("--xla_cpu_") for flag in added)
 
 
-def test_the_user_s_own_setting_of_that_flag_wins(monkeypatch):
+def test_the_user_s_own_setting_of_a_flag_wins_and_the_others_are_still_set(monkeypatch):
     monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_experimental_ynn_fusion_type=all")
     cpu_tuning.set_xla_flags()
-    assert cpu_tuning.os.environ["XLA_FLAGS"] == "--xla_cpu_experimental_ynn_fusion_type=all"
+    flags = cpu_tuning.os.environ["XLA_FLAGS"].split()
+    assert flags[-1] == "--xla_cpu_experimental_ynn_fusion_type=all"
+    assert sorted(flags[:-1]) == ["--xla_cpu_copy_insertion_use_region_analysis=true"]
 
 
 def test_the_threefry_lowering_is_registered_for_the_cpu_platform_only(monkeypatch):

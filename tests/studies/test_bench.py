@@ -31,7 +31,7 @@ def test_bench_command_prints_the_table_on_a_tiny_dataset():
         env=dict(os.environ, JAX_PLATFORMS="cpu", JAX_DISABLE_MOST_OPTIMIZATIONS="1"))
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
-    for expected in ("backend cpu", "examples/s", "fraction of matmul bound", "scan / per-step loop",
+    for expected in ("backend cpu", "examples/s", "fraction of matmul bound", "timed in turn", "scan / per-step loop",
                      "no_such_model", "skipped: not registered", "batch 32", "peak host memory"):
         assert expected in out, out
     has_torch = importlib.util.find_spec("torch") is not None  # with it, the same matmuls through torch's kernels

@@ -188,8 +188,8 @@ def step_matmuls(kernels, batch_size: int, data_dim: int) -> list[tuple[int, int
     return matmuls
 
 
-def matmul_bound_seconds(matmuls, dtype, repeats: int, clock: Callable[[], float], iterations: int = 50) -> float:
-    """Seconds per step of only these matmuls under XLA (a loop of `iterations` steps).
+def matmul_bound_loop(matmuls, dtype, iterations: int = 50) -> Callable[[], Any]:
+    """A callable running only these matmuls under XLA, `iterations` steps' worth (one compiled loop).
 
     Each iteration perturbs one operand of each matmul by a scalar carried
     from the previous iteration's results, so XLA can neither hoist nor drop
@@ -214,7 +214,12 @@ def matmul_bound_seconds(matmuls, dtype, repeats: int, clock: Callable[[], float
             return total
         return jax.lax.fori_loop(0, iterations, body, jnp.zeros((), jnp.float32))
 
-    return median_seconds(lambda: loop(operands), repeats, clock) / iterations
+    return lambda: loop(operands)
+
+
+def matmul_bound_seconds(matmuls, dtype, repeats: int, clock: Callable[[], float], iterations: int = 50) -> float:
+    """Seconds per step of only these matmuls under XLA (`matmul_bound_loop`)."""
+    return median_seconds(matmul_bound_loop(matmuls, dtype, iterations), repeats, clock) / iterations
 
 
 def flops(matmuls) -> int:

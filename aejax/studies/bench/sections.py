@@ -7,7 +7,8 @@ import time
 
 from aejax.studies.bench import startup
 from aejax.studies.bench.harness import (BenchOptions, base_config, block, canonical_matmuls, chunk_runner, flops,
-                                         interleaved_median_seconds, make_setup, matmul_bound_seconds, median_seconds,
+                                         interleaved_median_seconds, make_setup, matmul_bound_loop, matmul_bound_seconds,
+                                         median_seconds,
                                          trainer_chunk)
 
 
@@ -70,16 +71,23 @@ def section_torch(ctx, options: BenchOptions) -> dict:
 
 
 def section_matmul(ctx, options: BenchOptions) -> dict:
+    """The matmul bound, timed in turn with the trainer's chunk (`--steps` steps a call): the fraction of the
+    bound the trainer reaches, from one window of a machine whose speed drifts by tens of percent."""
     setup = ctx.get("setup") or make_setup(base_config(options, "vae"), ctx["train"])
     matmuls = canonical_matmuls(setup, setup.config.batch_size)
-    seconds = matmul_bound_seconds(matmuls, options.matmul_dtype, options.repeats, options.now)
-    result = {"seconds_per_step": seconds, "flops_per_step": flops(matmuls),
-              "examples_per_sec": setup.config.batch_size / seconds, "num_matmuls": len(matmuls)}
+    iterations = 50
+    seconds = interleaved_median_seconds(
+        {"bound": matmul_bound_loop(matmuls, options.matmul_dtype, iterations),
+         "trainer": chunk_runner(setup, ctx["train_device"], options.steps)}, options.repeats, options.now)
+    bound, trainer = seconds["bound"] / iterations, seconds["trainer"] / options.steps
+    result = {"seconds_per_step": bound, "flops_per_step": flops(matmuls),
+              "examples_per_sec": setup.config.batch_size / bound, "num_matmuls": len(matmuls),
+              "trainer_seconds_per_step": trainer, "trainer_fraction_of_bound": bound / trainer}
     if importlib.util.find_spec("torch") is not None:  # the same matmuls through each framework's kernels
         import jax.numpy as jnp
         from aejax.studies.bench import torch_vae
         threads = options.torch_threads or os.cpu_count()
-        xla = {dtype: seconds if dtype == options.matmul_dtype else  # the bound above is one of them
+        xla = {dtype: bound if dtype == options.matmul_dtype else  # the bound above is one of them
                matmul_bound_seconds(matmuls, dtype, options.repeats, options.now) for dtype in (jnp.float32, jnp.bfloat16)}
         result["frameworks"] = {
             "XLA float32": xla[jnp.float32], "XLA bfloat16": xla[jnp.bfloat16],
