@@ -7,9 +7,8 @@ import time
 
 from aejax.studies.bench import startup
 from aejax.studies.bench.harness import (BenchOptions, base_config, block, canonical_matmuls, chunk_runner, flops,
-                                         interleaved_median_seconds, make_setup, matmul_bound_loop, matmul_bound_seconds,
-                                         median_seconds,
-                                         trainer_chunk)
+                                         interleaved_median_seconds, make_setup, matmul_bound_loop,
+                                         matmul_bound_seconds, median_seconds, trainer_chunk)
 
 
 def section_vae(ctx, options: BenchOptions) -> dict:
