@@ -72,7 +72,7 @@ def result_name(protocol: n2d.Protocol) -> str:
 
 def run(workdir: str, seeds=(0, 1, 2), curve_epochs=(), protocol: n2d.Protocol = n2d.Protocol()) -> dict:
     """Scores the latest checkpoint over `seeds`; `curve_epochs` ("all", or epochs) adds the accuracy curve."""
-    config = load(workdir).config
+    config = load_config(workdir)  # the run's config.json; `score_checkpoint` restores each checkpoint it scores
     data = all_images(config)
     num_clusters = dataset_info(config.dataset).num_classes
     if protocol.umap_dim == num_clusters:  # the paper's protocol, asked for by its number
