@@ -105,7 +105,7 @@ def _loop_body(hlo: str) -> str:
 def test_the_step_copies_no_weight_and_computes_the_same_bits_as_with_the_copies(compiled_chunk):
     """With `--xla_cpu_copy_insertion_use_region_analysis` (cpu_tuning) the loop body copies no array; XLA's default
     copy insertion copies each weight the backward pass reads (checked: the same program compiled without the flag
-    copies the 400×784 decoder weight and three more kernels). The two programs give bit-equal states."""
+    copies the 400×784 decoder weight, three small kernels and two biases). The two programs give bit-equal states."""
     body = _loop_body(compiled_chunk)
     assert "fusion(" in body and "while/body" in body  # the step's kernels are there
     assert " copy(" not in body, [line.strip()[:80] for line in body.splitlines() if " copy(" in line]
