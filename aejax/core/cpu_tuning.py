@@ -13,10 +13,10 @@ not mention its option, and only takes effect if no JAX backend started yet.
   2-core EPYC); with this flag YNNPACK keeps only the matmuls and XLA's own
   loop fusions do the rest (~0.15 ms).
 * `--xla_cpu_copy_insertion_use_region_analysis=true`: in a loop of steps
-  (the trainer's chunk), XLA:CPU's default copy insertion copied every weight
-  matrix that the backward pass reads (g·Wᵀ) at the start of each step (1.25 MB
-  for the VAE's 400×784 decoder weight), so that the optimiser could write the
-  new weight in place; its region-based analysis finds those copies needless and
+  (the trainer's chunk), XLA:CPU's default copy insertion copied, at the start
+  of each step, the weights the backward pass reads for g·Wᵀ (1.25 MB for the
+  VAE's 400×784 decoder weight) and two biases, so that the optimiser could
+  write the new values in place; its region-based analysis finds those copies needless and
   drops them (the compiled chunk's loop body has none left: tested).
 * Threefry PRNG unrolled on CPU: jax lowers threefry2x32 on CPU as a rolled
   5-iteration loop (smaller programs, each round a separate pass over memory);
