@@ -7,8 +7,8 @@ import time
 
 from aejax.studies.bench import startup
 from aejax.studies.bench.harness import (BenchOptions, base_config, block, canonical_matmuls, chunk_runner, flops,
-                                         interleaved_median_seconds, make_setup, matmul_bound_loop,
-                                         matmul_bound_seconds, median_seconds, trainer_chunk)
+                                         interleaved_median_seconds, make_setup, matmul_bound_seconds, median_seconds,
+                                         trainer_and_bound_seconds, trainer_chunk)
 
 
 def section_vae(ctx, options: BenchOptions) -> dict:
@@ -74,11 +74,8 @@ def section_matmul(ctx, options: BenchOptions) -> dict:
     bound the trainer reaches, from one window of a machine whose speed drifts by tens of percent."""
     setup = ctx.get("setup") or make_setup(base_config(options, "vae"), ctx["train"])
     matmuls = canonical_matmuls(setup, setup.config.batch_size)
-    iterations = 50
-    seconds = interleaved_median_seconds(
-        {"bound": matmul_bound_loop(matmuls, options.matmul_dtype, iterations),
-         "trainer": chunk_runner(setup, ctx["train_device"], options.steps)}, options.repeats, options.now)
-    bound, trainer = seconds["bound"] / iterations, seconds["trainer"] / options.steps
+    trainer, bound = trainer_and_bound_seconds(setup, ctx["train_device"], options.steps, options.matmul_dtype,
+                                               options.repeats, options.now)
     result = {"seconds_per_step": bound, "flops_per_step": flops(matmuls),
               "examples_per_sec": setup.config.batch_size / bound, "num_matmuls": len(matmuls),
               "trainer_seconds_per_step": trainer, "trainer_fraction_of_bound": bound / trainer}
@@ -191,11 +188,9 @@ def section_batch(ctx, options: BenchOptions) -> dict:
     for batch_size in options.batch_sizes:
         setup = make_setup(base_config(options, "vae", batch_size=batch_size), ctx["train"])
         steps = max(1, options.examples // batch_size)
-        seconds = median_seconds(chunk_runner(setup, ctx["train_device"], steps), options.repeats, options.now)
-        bound = matmul_bound_seconds(canonical_matmuls(setup, batch_size), options.matmul_dtype, options.repeats,
-                                     options.now)
-        rate = steps * batch_size / seconds
-        rows[batch_size] = {"examples_per_sec": rate, "fraction_of_matmul_bound": rate * bound / batch_size}
+        trainer, bound = trainer_and_bound_seconds(setup, ctx["train_device"], steps, options.matmul_dtype,
+                                                   options.repeats, options.now)
+        rows[batch_size] = {"examples_per_sec": batch_size / trainer, "fraction_of_matmul_bound": bound / trainer}
     return rows
 
 
