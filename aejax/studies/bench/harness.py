@@ -222,13 +222,12 @@ def matmul_bound_seconds(matmuls, dtype, repeats: int, clock: Callable[[], float
     return median_seconds(matmul_bound_loop(matmuls, dtype, iterations), repeats, clock) / iterations
 
 
-def trainer_and_bound_seconds(setup: Setup, data, num_steps: int, dtype, repeats: int, clock: Callable[[], float],
-                              iterations: int = 50) -> tuple[float, float]:
-    """Seconds per step of the trainer's chunk (`num_steps` steps a call) and of only its matmuls
+def trainer_and_bound_seconds(setup: Setup, data, num_steps: int, matmuls, dtype, repeats: int,
+                              clock: Callable[[], float], iterations: int = 50) -> tuple[float, float]:
+    """Seconds per step of the trainer's chunk (`num_steps` steps a call) and of only its `matmuls`
     (`matmul_bound_loop`), their calls timed in turn: a ratio of the two comes from one window of the machine."""
     seconds = interleaved_median_seconds(
-        {"trainer": chunk_runner(setup, data, num_steps),
-         "bound": matmul_bound_loop(canonical_matmuls(setup, setup.config.batch_size), dtype, iterations)},
+        {"trainer": chunk_runner(setup, data, num_steps), "bound": matmul_bound_loop(matmuls, dtype, iterations)},
         repeats, clock)
     return seconds["trainer"] / num_steps, seconds["bound"] / iterations
 

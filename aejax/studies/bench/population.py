@@ -22,8 +22,8 @@ import time
 
 import jax
 
-from aejax.studies.bench.harness import (BenchOptions, base_config, block, make_setup, median_seconds,
-                                         trainer_and_bound_seconds)
+from aejax.studies.bench.harness import (BenchOptions, base_config, block, canonical_matmuls, make_setup,
+                                         median_seconds, trainer_and_bound_seconds)
 
 SWEEP_BETAS = ("0.25", "1", "4", "16", "64")
 SWEEP_SEEDS = ("0", "1")
@@ -37,8 +37,8 @@ def population_rates(ctx, options: BenchOptions) -> dict:
     data, steps = ctx["train_device"], options.steps
     single = make_setup(base_config(options, "vae"), ctx["train"])
     batch = single.config.batch_size
-    trainer, bound = trainer_and_bound_seconds(single, data, steps, options.matmul_dtype, options.repeats,
-                                               options.now)
+    trainer, bound = trainer_and_bound_seconds(single, data, steps, canonical_matmuls(single, batch),
+                                               options.matmul_dtype, options.repeats, options.now)
     single_rate, bound = batch / trainer, batch / bound
     rows = {}
     for size in options.members:

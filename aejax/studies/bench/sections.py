@@ -74,8 +74,8 @@ def section_matmul(ctx, options: BenchOptions) -> dict:
     bound the trainer reaches, from one window of a machine whose speed drifts by tens of percent."""
     setup = ctx.get("setup") or make_setup(base_config(options, "vae"), ctx["train"])
     matmuls = canonical_matmuls(setup, setup.config.batch_size)
-    trainer, bound = trainer_and_bound_seconds(setup, ctx["train_device"], options.steps, options.matmul_dtype,
-                                               options.repeats, options.now)
+    trainer, bound = trainer_and_bound_seconds(setup, ctx["train_device"], options.steps, matmuls,
+                                               options.matmul_dtype, options.repeats, options.now)
     result = {"seconds_per_step": bound, "flops_per_step": flops(matmuls),
               "examples_per_sec": setup.config.batch_size / bound, "num_matmuls": len(matmuls),
               "trainer_seconds_per_step": trainer, "trainer_fraction_of_bound": bound / trainer}
@@ -188,7 +188,8 @@ def section_batch(ctx, options: BenchOptions) -> dict:
     for batch_size in options.batch_sizes:
         setup = make_setup(base_config(options, "vae", batch_size=batch_size), ctx["train"])
         steps = max(1, options.examples // batch_size)
-        trainer, bound = trainer_and_bound_seconds(setup, ctx["train_device"], steps, options.matmul_dtype,
+        trainer, bound = trainer_and_bound_seconds(setup, ctx["train_device"], steps,
+                                                   canonical_matmuls(setup, batch_size), options.matmul_dtype,
                                                    options.repeats, options.now)
         rows[batch_size] = {"examples_per_sec": batch_size / trainer, "fraction_of_matmul_bound": bound / trainer}
     return rows
