@@ -19,12 +19,9 @@ after every chunk), or when a save fails all the same.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
-import sys
 import time
-import traceback
 from typing import Any, Callable
 
 import jax
@@ -37,6 +34,7 @@ from aejax.core.errors import (DamagedCheckpointError, DiskFullError, Incompatib
 from aejax.data import batches
 from aejax.training import integrity
 from aejax.training.state import shape_signature
+from aejax.training.orbax_output import NO_SPACE, quiet_orbax
 from aejax.training.workdir import UNFINISHED_CHECKPOINT, atomic_write
 
 DAMAGED_DIR = "damaged_checkpoints"
@@ -44,59 +42,6 @@ FILES = "aejax_files.json"  # in each finished step folder: {relative path: [siz
 # Kept free beyond a checkpoint's size, for the metrics, figures and TensorBoard events written between
 # checkpoints: the run stops before any of those writers fails on a full disk.
 ROOM = 2**20
-_NO_SPACE = ("No space left on device", "os_error_code='28'", "[Errno 28]")
-
-
-class _DropOrbaxInfo(logging.Filter):
-    """Orbax logs every save and load at INFO; keep its warnings, drop the chatter.
-
-    A failed write (a full disk) is reported by the Checkpointer in one line, so
-    the tracebacks orbax's background threads log for it are dropped too.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage() + (str(record.exc_info[1]) if record.exc_info else "")
-        if any(marker in message for marker in _NO_SPACE):
-            return False
-        if "orbax" not in record.pathname:
-            return True
-        return record.levelno >= logging.WARNING and "read_only" not in message and "read only" not in message
-
-
-def _is_orphaned_loop_callback(unraisable) -> bool:
-    """A write finishing after its save's event loop closed: `call_soon_threadsafe` on a closed loop.
-
-    When one of a save's TensorStore writes fails (a full disk), orbax's event
-    loop ends at once; the save's other writes finish later on TensorStore's own
-    threads, whose completion callbacks then find the loop closed. Python reports
-    each as an "ignored" exception with a traceback on stderr (0–30 lines a failed
-    save, by chance). Nothing is lost: the failure itself is reported in one line.
-    """
-    if not (isinstance(unraisable.exc_value, RuntimeError)
-            and str(unraisable.exc_value) == "Event loop is closed"):
-        return False
-    frames = traceback.extract_tb(unraisable.exc_traceback)
-    return any(frame.name == "call_soon_threadsafe" for frame in frames)
-
-
-def _drop_orphaned_loop_callbacks(previous: Callable) -> Callable:
-    def hook(unraisable) -> None:
-        if not _is_orphaned_loop_callback(unraisable):
-            previous(unraisable)
-    hook.drops_orphaned_loop_callbacks = True
-    return hook
-
-
-def quiet_orbax() -> None:
-    """Orbax's INFO lines, and the noise of a failed save's leftover writes, kept off the terminal."""
-    for name in ("absl", "asyncio"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _DropOrbaxInfo) for f in logger.filters):
-            logger.addFilter(_DropOrbaxInfo())
-    if not getattr(sys.unraisablehook, "drops_orphaned_loop_callbacks", False):
-        sys.unraisablehook = _drop_orphaned_loop_callbacks(sys.unraisablehook)
-
-
 def _config_diff(stored: dict, current: dict) -> list[str]:
     keys = sorted(set(stored) | set(current))
     return [f"{k}: checkpoint {stored.get(k)!r} vs now {current.get(k)!r}"
@@ -229,7 +174,7 @@ class Checkpointer:
         if not self._read_only and parallel.is_main_process():
             self._remove_unfinished()
         self._manager.reload()
-        if any(marker in text for marker in _NO_SPACE):
+        if any(marker in text for marker in NO_SPACE):
             return DiskFullError(self._no_space(step, needed))
         if isinstance(error, OSError) or "os_error_code" in text:
             return WorkdirError(f"saving the checkpoint at step {step} in {self.directory} failed: "

@@ -12,7 +12,7 @@ import pytest
 
 import aejax
 from aejax.core.errors import DiskFullError, WorkdirError, WorkdirLockedError
-from aejax.training import checkpoint, workdir as workdir_lib
+from aejax.training import checkpoint, orbax_output, workdir as workdir_lib
 from aejax.training.loop import train_and_evaluate
 from aejax.training.writers import read_metrics
 
@@ -184,7 +184,7 @@ def test_a_save_that_fails_midway_on_the_command_line_prints_one_line_and_no_tra
                                                                                         small_filesystem):
     """The failed save's other writes finish after orbax's event loop closed; their callbacks stay quiet.
 
-    Before the filter (`checkpoint.quiet_orbax`), 0-30 lines of "Event loop is closed" tracebacks
+    Before the filter (`orbax_output.quiet_orbax`), 0-30 lines of "Event loop is closed" tracebacks
     followed such a failure, by chance (3 runs of 5 showed them).
     """
     estimate_zero = ("import sys; from aejax.training import checkpoint; "
@@ -210,7 +210,7 @@ def test_only_the_closed_loop_callbacks_of_a_failed_save_are_kept_off_stderr(mon
     import gc
     reported = []
     monkeypatch.setattr(sys, "unraisablehook", reported.append)
-    checkpoint.quiet_orbax()
+    orbax_output.quiet_orbax()
     closed = asyncio.new_event_loop()
     closed.close()
 
