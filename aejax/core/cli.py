@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import errno
 import hashlib
 import importlib.util
 import os
 import re
+import shutil
 import signal
 import sys
 
@@ -131,7 +133,7 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 @contextlib.contextmanager
 def one_line_errors():
-    """Turn the errors a user can fix (`UserError`, a missing file) into `error: ...` and exit status 2.
+    """Turn the errors a user can fix (`UserError`, a missing file, a full disk) into `error: ...` and exit status 2.
 
     An interrupted run prints its own line and exits 128 + the signal's number
     (`aejax.core.errors.Interrupted`); a Ctrl-C the command did not handle itself
@@ -145,9 +147,24 @@ def one_line_errors():
     except (UserError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(getattr(error, "exit_status", 2))
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        print(f"error: {no_space_line(error)}", file=sys.stderr)
+        sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted (Ctrl-C)", file=sys.stderr)
         sys.exit(128 + signal.SIGINT)
+
+
+def no_space_line(error: OSError) -> str:
+    """A full disk met outside the writes that check for it: the file, the free space and the fix."""
+    where = os.path.dirname(os.path.abspath(error.filename)) if error.filename else os.getcwd()
+    while not os.path.isdir(where):
+        where = os.path.dirname(where)
+    free = shutil.disk_usage(where).free / 2**20
+    return (f"writing {error.filename or 'a file'} failed: no space left on device ({free:.1f} MiB free in "
+            f"{where}); free some space and rerun the same command")
 
 
 def exit_without_teardown(status: int = 0) -> None:

@@ -37,7 +37,7 @@ from aejax.evaluation.inputs import DATA_CONVENTIONS, EvalData, codes_of, encode
 from aejax.evaluation.feature_classifier import RECIPES
 from aejax.evaluation.likelihood import likelihood_estimates, likelihood_summary
 from aejax.training.restore import load
-from aejax.training.workdir import atomic_write, check_writable
+from aejax.training.workdir import OUTPUT_ROOM, atomic_write, check_writable
 
 # name -> what it is, with its unit; the order is the order of the printed table.
 METRICS = {
@@ -291,7 +291,7 @@ def evaluate_run(workdir: str, step: int | None = None, options: EvalOptions = E
 def check_can_write(workdir: str) -> None:
     """Before minutes of computing: one line (WorkdirError) if eval.json could not be written."""
     if os.path.isdir(workdir):  # a missing workdir is reported by `load`
-        check_writable(workdir, create=False)
+        check_writable(workdir, create=False, room=OUTPUT_ROOM)
 
 
 def write_report(workdir: str, report: dict) -> str:

@@ -30,7 +30,7 @@ from aejax.figures.latents import GRID_PROBABILITIES
 from aejax.figures.page import EvalTable, Figure, save_figure, write_index_html
 from aejax.objectives.denoising import CORRUPTIONS
 from aejax.training.restore import load, load_config
-from aejax.training.workdir import check_writable
+from aejax.training.workdir import OUTPUT_ROOM, check_writable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +63,7 @@ def inspect_run(workdir: str, step: int | None = None,
     out = os.path.join(workdir, "inspect")
     with timing.stage("inspect: restore the run and load its evaluation split"):
         trained = load(workdir, step)
-        check_writable(out, what="the output folder")  # before the minutes of computing
+        check_writable(out, what="the output folder", room=OUTPUT_ROOM)  # before the minutes of computing
         config = trained.config
         data = load_eval_data(config, evaluation_split(config), options.max_examples)
     if trained.variant.conditional:  # every figure below encodes or decodes without a class

@@ -23,7 +23,7 @@ from aejax.evaluation import n2d
 from aejax.figures.plots import pyplot
 from aejax.training import checkpoint
 from aejax.training.restore import load, load_config
-from aejax.training.workdir import atomic_write
+from aejax.training.workdir import OUTPUT_ROOM, atomic_write, check_writable
 
 CODE_BATCH = 5_000
 
@@ -73,6 +73,7 @@ def result_name(protocol: n2d.Protocol) -> str:
 def run(workdir: str, seeds=(0, 1, 2), curve_epochs=(), protocol: n2d.Protocol = n2d.Protocol()) -> dict:
     """Scores the latest checkpoint over `seeds`; `curve_epochs` ("all", or epochs) adds the accuracy curve."""
     config = load_config(workdir)  # the run's config.json; `score_checkpoint` restores each checkpoint it scores
+    check_writable(workdir, create=False, room=OUTPUT_ROOM)  # before the minutes of UMAP
     data = all_images(config)
     num_clusters = dataset_info(config.dataset).num_classes
     if protocol.umap_dim == num_clusters:  # the paper's protocol, asked for by its number

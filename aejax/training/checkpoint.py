@@ -35,13 +35,10 @@ from aejax.data import batches
 from aejax.training import integrity
 from aejax.training.state import shape_signature
 from aejax.training.orbax_output import NO_SPACE, quiet_orbax
-from aejax.training.workdir import UNFINISHED_CHECKPOINT, atomic_write
+from aejax.training.workdir import OUTPUT_ROOM, UNFINISHED_CHECKPOINT, atomic_write
 
 DAMAGED_DIR = "damaged_checkpoints"
 FILES = "aejax_files.json"  # in each finished step folder: {relative path: [size, crc32]} of its files
-# Kept free beyond a checkpoint's size, for the metrics, figures and TensorBoard events written between
-# checkpoints: the run stops before any of those writers fails on a full disk.
-ROOM = 2**20
 def _config_diff(stored: dict, current: dict) -> list[str]:
     keys = sorted(set(stored) | set(current))
     return [f"{k}: checkpoint {stored.get(k)!r} vs now {current.get(k)!r}"
@@ -98,15 +95,16 @@ class Checkpointer:
 
     def bytes_needed(self, state: Any) -> int:
         """About what the next checkpoint takes on disk (the size of the latest finished one, else the
-        arrays' bytes plus orbax's per-array metadata), plus `ROOM` for the other outputs until then."""
+        arrays' bytes plus orbax's per-array metadata), plus `OUTPUT_ROOM` for the metrics, figures and
+        TensorBoard events written until then: the run stops before any of those writers fails."""
         for step in reversed(self.all_steps()):
             folder = os.path.join(self.directory, str(step))
             if os.path.isdir(folder):
                 if step not in self._sizes:
                     self._sizes[step] = _tree_size(folder)
-                return self._sizes[step] + ROOM
+                return self._sizes[step] + OUTPUT_ROOM
         leaves = jax.tree_util.tree_leaves(state)
-        return sum(x.nbytes for x in leaves) + 2048 * len(leaves) + 65536 + ROOM
+        return sum(x.nbytes for x in leaves) + 2048 * len(leaves) + 65536 + OUTPUT_ROOM
 
     def _check_space(self, step: int, state: Any) -> int:
         """DiskFullError unless the next checkpoint fits (agreed over processes); the bytes needed."""
@@ -128,17 +126,23 @@ class Checkpointer:
         self._check_space(step, state)
 
     def save(self, step: int, state: Any, config_dict: dict) -> None:
-        """Start writing `state` as step `step` (in the background); DiskFullError if it cannot fit."""
-        self.check_for_errors()
+        """Start writing `state` as step `step` (in the background); DiskFullError if it cannot fit.
+
+        The previous save is waited for first (orbax's `save` would wait for it
+        too), so its failure is reported here in one line and under its own step.
+        """
+        self.wait()
         needed = self._check_space(step, state)
         meta = {"config": config_dict, "shapes": shape_signature(state),
                 "checksums": integrity.array_checksums(state), batches.DRAW_METADATA_KEY: batches.TRAINING_DRAW}
         self._saving = (step, needed)
         self._metas.pop(step, None)
         self._sizes.pop(step, None)
-        self._manager.save(step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
-        self._record_files()  # of the previous save, which orbax has finished by now
+        try:
+            self._manager.save(step, args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+        except Exception as error:  # a write that failed before orbax handed the rest to its threads
+            raise self._failed(error) from None
 
     def latest_finished(self) -> int | None:
         """The latest checkpoint once every save in flight has finished (or failed: DiskFullError)."""

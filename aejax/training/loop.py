@@ -224,9 +224,10 @@ def _train(config: ml_collections.ConfigDict, workdir: str, allowed: frozenset[s
 
     # ---- the state: restored from the newest checkpoint that verifies, if any.
     state = jax.device_put(init(seed_key), parallel.replicated(mesh))
-    step, state = restore_or_start(workdir, config, checkpointer, state, allowed)
-    writer = writers.MetricWriter(workdir) if main_process else _NoWriter()
-    writer.truncate_after(step)
+    with workdir_lib.disk_errors_in_one_line(workdir, checkpointer.latest_finished):  # the run's first writes
+        step, state = restore_or_start(workdir, config, checkpointer, state, allowed)
+        writer = writers.MetricWriter(workdir) if main_process else _NoWriter()
+        writer.truncate_after(step)
     num_params = sum(x.size for x in jax.tree_util.tree_leaves(state.params))
     logging.info("model %r: %d parameters", config.model, num_params)
     clock.lap("init")

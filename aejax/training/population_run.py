@@ -120,9 +120,10 @@ def _train_population(configs, workdirs, allowed, vectorize) -> list[dict[str, A
     members, member_states = [], []
     for i, (config, workdir) in enumerate(zip(configs, workdirs)):
         checkpointer = checkpoint.Checkpointer(workdir, max_to_keep=config.keep_checkpoints)
-        step, state = restore_or_start(workdir, config, checkpointer, member(states, i), allowed)
-        writer = writers.MetricWriter(workdir) if main_process else _NoWriter()
-        writer.truncate_after(step)
+        with workdir_lib.disk_errors_in_one_line(workdir, checkpointer.latest_finished):  # its first writes
+            step, state = restore_or_start(workdir, config, checkpointer, member(states, i), allowed)
+            writer = writers.MetricWriter(workdir) if main_process else _NoWriter()
+            writer.truncate_after(step)
         members.append(Member(config, workdir, checkpointer, writer, step))
         member_states.append(state)
     states = jax.device_put(stack(member_states), replicated)

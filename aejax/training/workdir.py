@@ -37,13 +37,17 @@ from absl import logging
 from aejax.core import parallel
 from aejax.core.errors import DiskFullError, UserError, WorkdirError, WorkdirLockedError
 
+# Free space a command needs beyond its checkpoints, for its small outputs (metrics, figures, reports): a
+# training run keeps it free beside the next checkpoint; evaluate, inspect and n2d check it before computing.
+OUTPUT_ROOM = 2**20
 LOCK_FILE = "run.lock"
 HISTORY_FILE = "config_history.jsonl"
 UNFINISHED_CHECKPOINT = ".orbax-checkpoint-tmp"
 
 
-def check_writable(directory: str, *, create: bool = True, what: str = "the workdir") -> None:
-    """WorkdirError in one line unless files can be created in `directory` (made if `create`)."""
+def check_writable(directory: str, *, create: bool = True, what: str = "the workdir", room: int = 0) -> None:
+    """WorkdirError in one line unless files can be created in `directory` (made if `create`), and
+    DiskFullError unless it has `room` bytes free."""
     if os.path.exists(directory) and not os.path.isdir(directory):
         raise WorkdirError(f"{what} {directory} is a file, not a directory; pass a directory (it is "
                            "created if missing), or move the file away")
@@ -55,6 +59,10 @@ def check_writable(directory: str, *, create: bool = True, what: str = "the work
     except OSError as error:
         raise WorkdirError(f"{what} {directory} is not writable ({error.strerror or error}); choose a "
                            "directory on a writable filesystem that you may write to") from None
+    if shutil.disk_usage(directory).free < room:
+        raise DiskFullError(f"{what} {directory} is on a full disk ({_free_megabytes(directory)} MiB free, about "
+                            f"{room / 2**20:.1f} MiB needed for what this command writes); free some space and "
+                            "rerun the same command")
 
 
 def atomic_write(path: str, text: str | bytes) -> None:
@@ -68,9 +76,11 @@ def atomic_write(path: str, text: str | bytes) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             os.remove(tmp)
+        if isinstance(error, OSError) and error.filename is None and error.errno is not None:
+            raise OSError(error.errno, error.strerror, path) from None  # the file named in the error
         raise
 
 
@@ -107,11 +117,15 @@ def disk_errors_in_one_line(workdir: str, latest_checkpoint: Callable[[], int | 
         if error.errno != errno.ENOSPC or isinstance(error, UserError):
             raise
         latest = latest_checkpoint()
-        free = shutil.disk_usage(workdir).free
+        kept = f"latest: step {latest}" if latest is not None else "there are none yet"
         raise DiskFullError(
             f"writing {error.filename or 'into ' + workdir} failed: no space left on device "
-            f"({free / 2**20:.1f} MiB free); the checkpoints are intact (latest: step {latest}). Free some "
+            f"({_free_megabytes(workdir)} MiB free); the checkpoints are intact ({kept}). Free some "
             "space and rerun the same command to resume") from None
+
+
+def _free_megabytes(directory: str) -> str:
+    return f"{shutil.disk_usage(directory).free / 2**20:.1f}"
 
 
 # ------------------------------------------------------------------ lock ----
@@ -184,12 +198,20 @@ class WorkdirLock:
             stale = previous.get("host") == socket.gethostname() and not _pid_running(int(previous["pid"]))
             logging.warning("took over the lock of %s%s", describe_holder(self.workdir),
                             ", which is no longer running" if stale else ", which released it")
-        self._file.seek(0)
-        self._file.truncate()
-        self._file.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                     "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-                                     "command": " ".join([os.path.basename(sys.executable), *sys.orig_argv[1:]])}))
-        self._file.flush()
+        try:  # a full disk fails here: the lock is let go with the error
+            self._file.seek(0)
+            self._file.truncate()
+            self._file.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                         "command": " ".join([os.path.basename(sys.executable),
+                                                              *sys.orig_argv[1:]])}))
+            self._file.flush()
+        except OSError:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            with contextlib.suppress(OSError):  # its unwritten bytes fail again in close
+                self._file.close()
+            self._file = None
+            raise
         return self
 
     def release(self) -> None:
@@ -217,6 +239,12 @@ def claim(workdir: str) -> Iterator[None]:
             lock = WorkdirLock(workdir).acquire()
     except UserError as error:
         problem = error
+    except OSError as error:  # a full disk: naming the holder in run.lock is the run's first write
+        if error.errno != errno.ENOSPC:
+            raise
+        problem = DiskFullError(f"starting the run in {workdir}: no space left on device "
+                                f"({_free_megabytes(workdir)} MiB free); nothing in it was changed. Free some "
+                                "space and rerun the same command")
     if parallel.max_over_processes(int(problem is not None)):
         if lock is not None:
             lock.release()

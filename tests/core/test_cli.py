@@ -1,11 +1,14 @@
 """Command-line plumbing: a mistyped config key in one line, the default workdir of a run."""
+import errno
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 
 from aejax.core import cli
+from aejax.training.workdir import atomic_write
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -69,3 +72,31 @@ def test_the_documented_command_without_workdir_runs_and_the_same_command_resume
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resumed from the checkpoint at step 20" in again.stderr
     assert os.listdir(tmp_path / "runs") == ["beta_vae-smoke__seed=3"]
+
+
+def test_a_full_disk_met_anywhere_in_a_command_is_one_line_naming_the_file(tmp_path, capsys):
+    path = str(tmp_path / "sub" / "eval.json")  # its folder is missing: the free space is of the nearest one
+    with pytest.raises(SystemExit) as exit_info:
+        with cli.one_line_errors():
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+    assert exit_info.value.code == 2
+    line = capsys.readouterr().err.strip()
+    assert re.fullmatch(rf"error: writing {path} failed: no space left on device \(\d+\.\d MiB free in "
+                        rf"{tmp_path}\); free some space and rerun the same command", line), line
+    with pytest.raises(PermissionError):  # any other OSError is not this one's to explain
+        with cli.one_line_errors():
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+
+
+def test_atomic_write_names_its_file_in_a_full_disk_error(tmp_path, monkeypatch):
+    real_fdopen = os.fdopen
+
+    def full(handle, mode):
+        f = real_fdopen(handle, mode)
+        f.write = lambda text: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left on device"))
+        return f
+    monkeypatch.setattr(os, "fdopen", full)
+    with pytest.raises(OSError) as error:
+        atomic_write(str(tmp_path / "eval.json"), "{}")
+    assert error.value.errno == errno.ENOSPC and error.value.filename == str(tmp_path / "eval.json")
+    assert os.listdir(tmp_path) == []  # nor a temporary file left behind

@@ -2,6 +2,7 @@
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -186,3 +187,22 @@ def test_a_read_only_workdir_is_refused_before_computing(vae_run, tmp_path, smal
         f"error: {'the workdir' if module == 'aejax.evaluate' else 'the output folder'} {where} is not "
         "writable (Read-only file system)")
     assert "evaluate: load data" not in result.stderr  # refused before any work
+
+
+@pytest.mark.parametrize("module", ["aejax.evaluate", "aejax.inspect", "aejax.n2d"])
+def test_a_full_disk_is_refused_before_computing(vae_run, tmp_path, small_filesystem, module):
+    with small_filesystem(tmp_path / "disk", 8192) as mount:
+        workdir = os.path.join(mount, "run")
+        shutil.copytree(vae_run, workdir)
+        os.makedirs(os.path.join(workdir, "inspect"), exist_ok=True)
+        with open(os.path.join(mount, "ballast"), "wb") as f:
+            f.write(b"\0" * (shutil.disk_usage(mount).free - 200_000))
+        result = subprocess.run([sys.executable, "-m", module, f"--workdir={workdir}"], cwd=REPO, env=ENV,
+                                capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    where, what = (os.path.join(workdir, "inspect"), "the output folder") if module == "aejax.inspect" else (
+        workdir, "the workdir")
+    assert re.fullmatch(rf"error: {what} {where} is on a full disk \(0\.[12] MiB free, about 1\.0 MiB needed for "
+                        r"what this command writes\); free some space and rerun the same command",
+                        result.stderr.strip().splitlines()[-1])
+    assert "load data" not in result.stderr and "UMAP" not in result.stderr  # refused before any work

@@ -205,6 +205,62 @@ def test_a_save_that_fails_midway_on_the_command_line_prints_one_line_and_no_tra
             os.remove(os.path.join(mount, "ballast"))
 
 
+@pytest.mark.slow
+def test_a_run_started_on_a_full_disk_stops_in_one_line_and_resumes_once_there_is_space(tmp_path,
+                                                                                       small_filesystem):
+    with small_filesystem(tmp_path / "disk", 4096) as mount:
+        workdir = os.path.join(mount, "run")
+        subprocess.run(main_command(workdir, "--config.num_train_steps=20"), cwd=REPO, env=ENV, check=True,
+                       capture_output=True)
+        before = sorted(os.listdir(workdir))
+        _fill(mount, 0)
+        full = subprocess.run(main_command(workdir, "--config.num_train_steps=40"), cwd=REPO, env=ENV,
+                              capture_output=True, text=True, timeout=300)
+        assert full.returncode == 2
+        assert one_error_line(full) == (f"error: starting the run in {workdir}: no space left on device (0.0 MiB "
+                                        "free); nothing in it was changed. Free some space and rerun the same "
+                                        "command")
+        assert sorted(os.listdir(workdir)) == before
+        os.remove(os.path.join(mount, "ballast"))
+        subprocess.run(main_command(workdir, "--config.num_train_steps=40"), cwd=REPO, env=ENV, check=True,
+                       capture_output=True)
+        assert aejax.load(workdir).step == 40
+
+
+def test_a_full_disk_at_the_runs_first_writes_stops_in_one_line(smoke, tmp_path, monkeypatch):
+    """Recording a resumed run's config change is its first write after the lock."""
+    workdir = str(tmp_path)
+    train_and_evaluate(smoke(num_train_steps=10), workdir)
+
+    def full(*args):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(workdir_lib, "append_history", full)
+    with pytest.raises(DiskFullError, match=rf"^writing into {workdir} failed: no space left on device "
+                                            r"\(\d+\.\d MiB free\); the checkpoints are intact \(latest: step "
+                                            r"10\)\. Free some space and rerun the same command to resume$"):
+        train_and_evaluate(smoke(num_train_steps=10, learning_rate=2e-3), workdir, allow_config_change="learning_rate")
+    assert json.load(open(os.path.join(workdir, "config.json")))["learning_rate"] != 2e-3
+
+
+def test_a_save_that_orbax_refuses_at_once_is_one_line_under_its_own_step(smoke, tmp_path, monkeypatch):
+    """orbax's `save` can raise itself (its wait for the previous save, a write it makes in the caller's thread)."""
+    workdir = str(tmp_path)
+    train_and_evaluate(smoke(num_train_steps=10), workdir)
+    checkpointer = checkpoint.Checkpointer(workdir)
+    state = aejax.load(workdir).params
+
+    def refused(*args, **kwargs):
+        os.makedirs(os.path.join(checkpointer.directory, "20.orbax-checkpoint-tmp-1"))
+        raise ValueError("RESOURCE_EXHAUSTED: Failed writing: Failed to write 2672 bytes to file 8: No space left "
+                         "on device [os_error_code='28']")
+    monkeypatch.setattr(checkpointer._manager, "save", refused)
+    monkeypatch.setattr(checkpointer, "bytes_needed", lambda state: 0)
+    with pytest.raises(DiskFullError, match=r"^saving the checkpoint at step 20 in .*: no space left on device .*"
+                                            r"the checkpoints before it are intact \(latest: step 10\)"):
+        checkpointer.save(20, state, {})
+    assert os.listdir(checkpointer.directory) == ["10"]
+
+
 def test_only_the_closed_loop_callbacks_of_a_failed_save_are_kept_off_stderr(monkeypatch):
     import asyncio
     import gc
