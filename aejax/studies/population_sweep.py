@@ -22,8 +22,10 @@ import sys
 import time
 
 from aejax.core.errors import ConfigError
-from aejax.studies.sweep import POINT_FILE, Point, Sweep, commands_of, points, run_logged, status, tail
+from aejax.studies.sweep import (POINT_FILE, Point, Sweep, commands_of, left_to_another_process, points,
+                                 run_logged, status, tail)
 from aejax.training.progress import format_seconds
+from aejax.training.workdir import atomic_write
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,20 +100,24 @@ def job_status(job: PopulationJob) -> str:
 
 
 def run_job(job: PopulationJob, env: dict | None = None, say=print, cpus: frozenset[int] | None = None) -> str:
-    """Train then evaluate one population in a process of its own (skipped if finished)."""
+    """Train then evaluate one population in a process of its own (skipped if finished, left to another
+    process if one of its points is held there)."""
     if job_status(job) == "finished":
         say(f"[{job.index}] {job.name}: finished before, skipped")
         return "skipped"
+    if left_to_another_process(list(job.points), say, job.index, job.name):
+        return "elsewhere"
     for point in job.points:
         os.makedirs(point.workdir, exist_ok=True)
-        with open(os.path.join(point.workdir, POINT_FILE), "w") as f:
-            json.dump({"overrides": point.overrides, "commands": commands_of(point),
-                       "population": {"index": job.index, "members": [p.name for p in job.points], "log": job.log}},
-                      f, indent=2)
+        atomic_write(os.path.join(point.workdir, POINT_FILE), json.dumps(
+            {"overrides": point.overrides, "commands": commands_of(point),
+             "population": {"index": job.index, "members": [p.name for p in job.points], "log": job.log}}, indent=2))
     os.makedirs(os.path.dirname(job.log), exist_ok=True)
     say(f"[{job.index}] {job.name}: train and evaluate (log: {job.log})")
     start = time.perf_counter()
     code = run_logged(job.command, job.log, dict(os.environ if env is None else env), cpus)
+    if code != 0 and left_to_another_process(list(job.points), say, job.index, job.name):  # it won the race
+        return "elsewhere"
     if code != 0:
         say(f"[{job.index}] {job.name}: FAILED (exit {code}); last lines of {job.log}:\n" + tail(job.log))
         return "failed"

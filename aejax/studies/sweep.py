@@ -32,7 +32,9 @@ import sys
 import threading
 import time
 
+from aejax.training import workdir as workdir_lib
 from aejax.training.progress import format_seconds
+from aejax.training.workdir import atomic_write
 
 POINT_FILE = "sweep_point.json"
 
@@ -184,20 +186,35 @@ def tail(path: str, lines: int = 5) -> str:
         return "".join(f.readlines()[-lines:])
 
 
+def left_to_another_process(points: list[Point], say, index: int, name: str) -> bool:
+    """Whether a run of another process holds one of `points` (said in one line): that process
+    trains and evaluates it, so two sweeps over one RUNS_DIR share its points instead of failing."""
+    held = [p for p in points if workdir_lib.held_elsewhere(p.workdir)]
+    if held:
+        say(f"[{index}] {name}: running in another process ({workdir_lib.describe_holder(held[0].workdir)}), "
+            "left to it")
+    return bool(held)
+
+
 def run_point(point: Point, env: dict | None = None, say=print, cpus: frozenset[int] | None = None) -> str:
-    """Train then evaluate one point (skipped if finished): 'skipped', 'done' or 'failed'."""
+    """Train then evaluate one point: 'skipped' (finished before), 'elsewhere' (another process runs it),
+    'done' or 'failed'."""
     if status(point) == "finished":
         say(f"[{point.index}] {point.name}: finished before, skipped")
         return "skipped"
+    if left_to_another_process([point], say, point.index, point.name):
+        return "elsewhere"
     os.makedirs(point.workdir, exist_ok=True)
-    with open(os.path.join(point.workdir, POINT_FILE), "w") as f:
-        json.dump({"overrides": point.overrides, "commands": commands_of(point)}, f, indent=2)
+    atomic_write(os.path.join(point.workdir, POINT_FILE),
+                 json.dumps({"overrides": point.overrides, "commands": commands_of(point)}, indent=2))
     env = dict(os.environ if env is None else env)
     start = time.perf_counter()
     for stage, command in (("train", point.train_command), ("evaluate", point.eval_command)):
         say(f"[{point.index}] {point.name}: {stage} (log: {point.workdir}/{stage}.log)")
         log_path = os.path.join(point.workdir, f"{stage}.log")
         code = run_logged(command, log_path, env, cpus)
+        if code != 0 and left_to_another_process([point], say, point.index, point.name):  # it won the race
+            return "elsewhere"
         if code != 0:
             say(f"[{point.index}] {point.name}: {stage} FAILED (exit {code}); last lines of {log_path}:\n"
                 + tail(log_path))
@@ -233,7 +250,7 @@ def core_slots(parallel: int) -> list[frozenset[int]] | None:
 def run(jobs: list, run_job, parallel: int, runs_dir: str) -> int:
     """Every job (a point, or a population of points), `parallel` at once; exit status 1 if any failed.
 
-    `run_job(job, env, say, cpus)` returns 'skipped', 'done' or 'failed'.
+    `run_job(job, env, say, cpus)` returns 'skipped', 'elsewhere', 'done' or 'failed'.
     """
     lock = threading.Lock()
 
@@ -261,9 +278,10 @@ def run(jobs: list, run_job, parallel: int, runs_dir: str) -> int:
         say("each job pinned to its own cores: " + "; ".join(",".join(map(str, sorted(s))) for s in slots))
     with concurrent.futures.ThreadPoolExecutor(max_workers=parallel) as pool:
         results = list(pool.map(run_on_free_cores, jobs))
-    counts = {r: results.count(r) for r in ("done", "skipped", "failed")}
+    counts = {r: results.count(r) for r in ("done", "skipped", "elsewhere", "failed")}
     say(f"sweep finished in {format_seconds(time.perf_counter() - start)}: "
-        + ", ".join(f"{n} {r}" for r, n in counts.items()))
+        + ", ".join(f"{n} {'running in another process' if r == 'elsewhere' else r}"
+                    for r, n in counts.items() if n or r != "elsewhere"))
     if counts["failed"]:
         failed = [job.name for job, r in zip(jobs, results) if r == "failed"]
         say(f"failed (rerun the same command to retry them): {', '.join(failed)}")

@@ -162,8 +162,10 @@ def _in_use(workdir: str) -> WorkdirLockedError:
         f"(kill {_holder(workdir).get('pid', '<pid>')}: it saves a checkpoint and exits), or use another --workdir")
 
 
-def _held_elsewhere(workdir: str) -> bool:
+def held_elsewhere(workdir: str) -> bool:
     """Whether some process holds the workdir's lock (tried without taking it for long)."""
+    if not os.path.exists(os.path.join(workdir, LOCK_FILE)):
+        return False
     try:
         with open(os.path.join(workdir, LOCK_FILE), "a") as f:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -250,7 +252,7 @@ def claim(workdir: str) -> Iterator[None]:
             lock.release()
         parallel.sync_processes("aejax: workdir refused")  # process 0 has released its lock
         if problem is None:  # another process of this job failed: say why if it is the lock
-            problem = _in_use(workdir) if _held_elsewhere(workdir) else WorkdirError(
+            problem = _in_use(workdir) if held_elsewhere(workdir) else WorkdirError(
                 f"{workdir}: another process of this job cannot use it; see the log of process 0")
         raise problem
     try:

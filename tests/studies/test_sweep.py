@@ -1,5 +1,6 @@
 """Sweeps: the grid, resumability (finished points are skipped), and the summary."""
 import csv
+import dataclasses
 import json
 import os
 import subprocess
@@ -98,6 +99,42 @@ def test_a_second_sweep_skips_finished_points(tmp_path):
     summary = subprocess.run([sys.executable, "-m", "aejax.sweep_summary", str(runs)], cwd=REPO, env=env,
                              capture_output=True, text=True)
     assert summary.returncode == 0 and "| beta | n |" in summary.stdout
+
+
+def test_a_point_another_process_runs_is_left_to_it_not_failed(tmp_path, capsys):
+    """Two sweeps over one RUNS_DIR share its points: one held by the other's run is not a failure."""
+    s = make_sweep(tmp_path, ("seed=0,1",))
+    held, free = [dataclasses.replace(p, train_command=(sys.executable, "-c", "pass"),
+                                      eval_command=(sys.executable, "-c", "pass")) for p in sweep.points(s)]
+    os.makedirs(held.workdir)
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a'); "
+                               "fcntl.flock(f, fcntl.LOCK_EX); f.write(sys.argv[2]); f.flush(); "
+                               "print('held', flush=True); time.sleep(60)", os.path.join(held.workdir, "run.lock"),
+                               json.dumps({"pid": 1234, "host": "node7", "started": "2026-12-03 20:00:00",
+                                           "command": "python -m aejax.main"})],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code = sweep.run([held, free], sweep.run_point, 1, str(tmp_path))
+    finally:
+        holder.kill()
+    out = capsys.readouterr().out
+    assert code == 0
+    assert ("[0] seed=0: running in another process (pid 1234 on host node7 (running since 2026-12-03 20:00:00: "
+            "python -m aejax.main)), left to it") in out
+    assert "1 done, 0 skipped, 1 running in another process, 0 failed" in out
+    assert not os.path.exists(os.path.join(held.workdir, "train.log"))  # nothing started on it
+    assert not os.path.exists(os.path.join(held.workdir, sweep.POINT_FILE))
+
+
+def test_a_point_lost_to_another_process_between_check_and_start_is_left_to_it(tmp_path, monkeypatch):
+    point = sweep.points(make_sweep(tmp_path, ("seed=0",)))[0]
+    point = dataclasses.replace(point, train_command=(sys.executable, "-c", "raise SystemExit(2)"))
+    checks = iter([False, True])  # free when checked; taken by the time its train started
+    monkeypatch.setattr(sweep.workdir_lib, "held_elsewhere", lambda workdir: next(checks))
+    said = []
+    assert sweep.run_point(point, say=said.append) == "elsewhere"
+    assert said[-1].startswith("[0] seed=0: running in another process") and not any("FAILED" in x for x in said)
 
 
 def write_fake_sweep(runs_dir, values):
