@@ -18,12 +18,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 import sys
 import time
 
 from aejax.core.errors import ConfigError
-from aejax.studies.sweep import (POINT_FILE, Point, Sweep, commands_of, left_to_another_process, points,
-                                 run_logged, status, tail)
+from aejax.studies.sweep import (POINT_FILE, Point, Sweep, commands_of, left_to_another_process, points, status,
+                                 tail)
+from aejax.studies.sweep_children import Children, run_logged
 from aejax.training.progress import format_seconds
 from aejax.training.workdir import atomic_write
 
@@ -99,7 +101,8 @@ def job_status(job: PopulationJob) -> str:
     return states.pop() if len(states) == 1 else "partial"
 
 
-def run_job(job: PopulationJob, env: dict | None = None, say=print, cpus: frozenset[int] | None = None) -> str:
+def run_job(job: PopulationJob, env: dict | None = None, say=print, cpus: frozenset[int] | None = None,
+            children: Children | None = None) -> str:
     """Train then evaluate one population in a process of its own (skipped if finished, left to another
     process if one of its points is held there)."""
     if job_status(job) == "finished":
@@ -115,7 +118,10 @@ def run_job(job: PopulationJob, env: dict | None = None, say=print, cpus: frozen
     os.makedirs(os.path.dirname(job.log), exist_ok=True)
     say(f"[{job.index}] {job.name}: train and evaluate (log: {job.log})")
     start = time.perf_counter()
-    code = run_logged(job.command, job.log, dict(os.environ if env is None else env), cpus)
+    code = run_logged(job.command, job.log, dict(os.environ if env is None else env), cpus, children)
+    if children is not None and children.stopped_by:
+        say(f"[{job.index}] {job.name}: stopped by {signal.Signals(children.stopped_by).name}")
+        return "interrupted"
     if code != 0 and left_to_another_process(list(job.points), say, job.index, job.name):  # it won the race
         return "elsewhere"
     if code != 0:

@@ -16,7 +16,9 @@ job of a cluster scheduler calls). With `--population` the jobs are populations
 of points trained as one vmapped program (`aejax.studies.population_sweep`). A point is finished, and skipped, when its
 eval.json is newer than its last checkpoint, covers the run's final step, and
 was made by the same commands (sweep_point.json); an interrupted point
-resumes from its checkpoint.
+resumes from its checkpoint. A point another process's run holds is left to
+it (two sweeps over one RUNS_DIR share the points); SIGTERM or SIGINT to the
+sweep reaches its running commands once (`aejax.studies.sweep_children`).
 """
 from __future__ import annotations
 
@@ -27,11 +29,12 @@ import json
 import os
 import queue
 import re
-import subprocess
+import signal
 import sys
 import threading
 import time
 
+from aejax.studies.sweep_children import Children, run_logged
 from aejax.training import workdir as workdir_lib
 from aejax.training.progress import format_seconds
 from aejax.training.workdir import atomic_write
@@ -156,31 +159,6 @@ def status(point: Point) -> str:
 
 # ------------------------------------------------------------------- run ----
 
-def run_logged(command: tuple[str, ...], log_path: str, env: dict, cpus: frozenset[int] | None = None) -> int:
-    """Run `command` with its output appended to `log_path`, pinned to `cpus` if given.
-
-    Pinned from here, just after the start, not by a `preexec_fn`: that runs Python
-    in the forked child of this process, which has JAX (multithreaded) imported, and
-    JAX warns of deadlocks. The child is still importing when it is pinned, long
-    before XLA starts the threads that inherit its affinity.
-    """
-    with open(log_path, "a") as log:
-        where = f"  [cpus {','.join(map(str, sorted(cpus)))}]" if cpus else ""
-        log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')}  {' '.join(command)}{where}\n")
-        log.flush()
-        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-        if cpus:
-            try:
-                os.sched_setaffinity(child.pid, cpus)
-            except ProcessLookupError:  # it ended already
-                pass
-        try:
-            return child.wait()
-        except KeyboardInterrupt:  # the child got the same Ctrl-C: let it save its checkpoint and stop
-            child.wait()
-            raise
-
-
 def tail(path: str, lines: int = 5) -> str:
     with open(path) as f:
         return "".join(f.readlines()[-lines:])
@@ -196,9 +174,10 @@ def left_to_another_process(points: list[Point], say, index: int, name: str) -> 
     return bool(held)
 
 
-def run_point(point: Point, env: dict | None = None, say=print, cpus: frozenset[int] | None = None) -> str:
+def run_point(point: Point, env: dict | None = None, say=print, cpus: frozenset[int] | None = None,
+              children: Children | None = None) -> str:
     """Train then evaluate one point: 'skipped' (finished before), 'elsewhere' (another process runs it),
-    'done' or 'failed'."""
+    'done', 'failed' or 'interrupted' (the sweep was stopped)."""
     if status(point) == "finished":
         say(f"[{point.index}] {point.name}: finished before, skipped")
         return "skipped"
@@ -212,7 +191,10 @@ def run_point(point: Point, env: dict | None = None, say=print, cpus: frozenset[
     for stage, command in (("train", point.train_command), ("evaluate", point.eval_command)):
         say(f"[{point.index}] {point.name}: {stage} (log: {point.workdir}/{stage}.log)")
         log_path = os.path.join(point.workdir, f"{stage}.log")
-        code = run_logged(command, log_path, env, cpus)
+        code = run_logged(command, log_path, env, cpus, children)
+        if children is not None and children.stopped_by:
+            say(f"[{point.index}] {point.name}: {stage} stopped by {signal.Signals(children.stopped_by).name}")
+            return "interrupted"
         if code != 0 and left_to_another_process([point], say, point.index, point.name):  # it won the race
             return "elsewhere"
         if code != 0:
@@ -250,7 +232,9 @@ def core_slots(parallel: int) -> list[frozenset[int]] | None:
 def run(jobs: list, run_job, parallel: int, runs_dir: str) -> int:
     """Every job (a point, or a population of points), `parallel` at once; exit status 1 if any failed.
 
-    `run_job(job, env, say, cpus)` returns 'skipped', 'elsewhere', 'done' or 'failed'.
+    `run_job(job, env, say, cpus, children)` returns 'skipped', 'elsewhere', 'done', 'failed' or
+    'interrupted'. SIGTERM or SIGINT stops the running commands (a training run saves its checkpoint
+    first) and starts no other; the sweep then exits with 128 + the signal's number.
     """
     lock = threading.Lock()
 
@@ -267,22 +251,29 @@ def run(jobs: list, run_job, parallel: int, runs_dir: str) -> int:
     for slot in slots or [None] * parallel:
         free.put(slot)
 
+    children = Children()
+
     def run_on_free_cores(job) -> str:
         cpus = free.get()
         try:
-            return run_job(job, env, say, cpus)
+            return "interrupted" if children.stopped_by else run_job(job, env, say, cpus, children)
         finally:
             free.put(cpus)
 
     if slots:
         say("each job pinned to its own cores: " + "; ".join(",".join(map(str, sorted(s))) for s in slots))
-    with concurrent.futures.ThreadPoolExecutor(max_workers=parallel) as pool:
+    with children.forwarding_signals(), concurrent.futures.ThreadPoolExecutor(max_workers=parallel) as pool:
         results = list(pool.map(run_on_free_cores, jobs))
-    counts = {r: results.count(r) for r in ("done", "skipped", "elsewhere", "failed")}
-    say(f"sweep finished in {format_seconds(time.perf_counter() - start)}: "
-        + ", ".join(f"{n} {'running in another process' if r == 'elsewhere' else r}"
-                    for r, n in counts.items() if n or r != "elsewhere"))
+    counts = {r: results.count(r) for r in ("done", "skipped", "elsewhere", "failed", "interrupted")}
+    labels = {"elsewhere": "running in another process", "interrupted": "stopped or not started"}
+    say(f"sweep {'stopped' if children.stopped_by else 'finished'} in "
+        f"{format_seconds(time.perf_counter() - start)}: "
+        + ", ".join(f"{n} {labels.get(r, r)}" for r, n in counts.items() if n or r not in labels))
     if counts["failed"]:
         failed = [job.name for job, r in zip(jobs, results) if r == "failed"]
         say(f"failed (rerun the same command to retry them): {', '.join(failed)}")
+    if children.stopped_by:
+        say(f"stopped by {signal.Signals(children.stopped_by).name}: the training runs saved their checkpoints; "
+            "rerun the same command to resume")
+        return 128 + children.stopped_by
     return 1 if counts["failed"] else 0

@@ -7,6 +7,7 @@ import sys
 
 from aejax.studies import population_sweep
 from aejax.studies.sweep import Sweep, parse_grid, points, run, run_point, status
+from aejax.studies.sweep_children import Children
 
 
 def default_parallel() -> int:
@@ -70,7 +71,10 @@ def main(argv: list[str]) -> int:
         if not 0 <= args.index < len(todo):
             print(f"error: point index {args.index} is not in 0..{len(todo) - 1}", file=sys.stderr)
             return 2
-        return 1 if run_point(todo[args.index]) == "failed" else 0
+        children = Children()
+        with children.forwarding_signals():  # a scheduler's SIGTERM reaches the point's run
+            result = run_point(todo[args.index], children=children)
+        return 128 + children.stopped_by if children.stopped_by else 1 if result == "failed" else 0
     if args.population:
         return run(population_sweep.population_jobs(sweep, args.parallel), population_sweep.run_job, args.parallel,
                    sweep.runs_dir)

@@ -3,6 +3,7 @@ import csv
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -135,6 +136,86 @@ def test_a_point_lost_to_another_process_between_check_and_start_is_left_to_it(t
     said = []
     assert sweep.run_point(point, say=said.append) == "elsewhere"
     assert said[-1].startswith("[0] seed=0: running in another process") and not any("FAILED" in x for x in said)
+
+
+# A command that records each stop signal it gets in a file, and exits 128 + the first after a moment.
+SIGNAL_RECORDER = """
+import signal, sys, time
+got = []
+def record(signum, frame):
+    got.append(signum)
+    open(sys.argv[1], "a").write(f"{signum}\\n")
+for s in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(s, record)
+open(sys.argv[1] + ".started", "w").close()
+deadline = time.time() + 30
+while time.time() < deadline and not got:
+    time.sleep(0.01)
+time.sleep(0.3)  # a second signal in this time would be recorded too
+sys.exit(128 + got[0] if got else 0)
+"""
+
+
+# A sweep of three points whose commands record signals, stopped by a signal to itself once two run.
+STOPPED_SWEEP = """
+import dataclasses, os, sys, threading, time
+from aejax.studies import sweep, sweep_cli
+runs, signum, recorder = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = sweep_cli.parse_args(["run", "experiments/vae.py:smoke", runs, "seed=0,1,2"])[1]
+records = [os.path.join(runs, f"signals{i}") for i in range(3)]
+points = [dataclasses.replace(p, train_command=(sys.executable, "-c", recorder, records[p.index]))
+          for p in sweep.points(s)]
+def stop_when_both_run():
+    while not all(os.path.exists(r + ".started") for r in records[:2]):
+        time.sleep(0.01)
+    os.kill(os.getpid(), signum)
+threading.Thread(target=stop_when_both_run, daemon=True).start()
+code = sweep.run(points, sweep.run_point, 2, runs)
+import signal
+print("handler restored:", signal.getsignal(signum) in (signal.SIG_DFL, signal.default_int_handler))
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stopped_sweep_passes_the_signal_to_each_running_command_once_and_starts_no_other(tmp_path, signum):
+    result = subprocess.run([sys.executable, "-c", STOPPED_SWEEP, str(tmp_path), str(int(signum)), SIGNAL_RECORDER],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    out = result.stdout
+    assert result.returncode == 128 + signum, out + result.stderr
+    records = [tmp_path / f"signals{i}" for i in range(3)]
+    assert [r.read_text() for r in records[:2]] == [f"{int(signum)}\n"] * 2  # once each, not twice
+    assert not os.path.exists(str(records[2]) + ".started")  # the third point never started
+    name = signal.Signals(signum).name
+    assert f"[0] seed=0: train stopped by {name}" in out and "FAILED" not in out
+    assert "0 done, 0 skipped, 0 failed, 3 stopped or not started" in out
+    assert f"stopped by {name}: the training runs saved their checkpoints; rerun the same command to resume" in out
+    assert "handler restored: True" in out  # the sweep's handlers are gone after it
+
+
+@pytest.mark.slow
+def test_a_sweep_stopped_by_sigterm_stops_its_runs_with_their_checkpoints(tmp_path):
+    runs = tmp_path / "runs"
+    cmd = ["bash", "launch.sh", "experiments/vae.py:smoke", str(runs), "seed=0,1", "--parallel", "2", "--",
+           "--config.num_train_steps=100000", "--config.checkpoint_every_steps=100000", "--num_importance_samples=4",
+           "--nobaselines", "--non2d"]
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHON=sys.executable)
+    launcher = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    logs = [runs / f"seed={i}" / "train.log" for i in (0, 1)]
+    deadline = time.time() + 240
+    while time.time() < deadline and not all(l.exists() and "first chunk of" in l.read_text() for l in logs):
+        time.sleep(0.2)
+    launcher.send_signal(signal.SIGTERM)
+    out, _ = launcher.communicate(timeout=240)
+    assert launcher.returncode == 143, out
+    assert "stopped by SIGTERM: the training runs saved their checkpoints" in out
+    steps = []
+    for l in logs:
+        last = l.read_text().strip().splitlines()[-1]
+        assert last.startswith("stopped by SIGTERM after step "), last
+        steps.append(int(last.split("after step ")[1].split()[0]))
+        assert os.path.isdir(l.parent / "checkpoints" / str(steps[-1]))
+    assert subprocess.run(["pgrep", "-f", str(runs)], capture_output=True).stdout == b""  # no run left behind
 
 
 def write_fake_sweep(runs_dir, values):
