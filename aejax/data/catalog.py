@@ -37,10 +37,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import fcntl
 import io
 import os
 import re
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -49,7 +51,7 @@ from pathlib import Path
 import numpy as np
 from absl import logging
 
-from aejax.core.errors import UserError
+from aejax.core.errors import DiskFullError, UserError
 from aejax.core.options import Option, text
 from aejax.data.specs import SPECS
 
@@ -181,7 +183,12 @@ def _one_line_preparation(root: Path, name: str, tfds_name: str) -> Iterator[Non
             yield
     except UserError:
         raise
-    except BaseException:
+    except BaseException as error:
+        if getattr(error, "errno", None) == errno.ENOSPC or "No space left on device" in str(error):
+            raise DiskFullError(  # tfds removed its incomplete folder: nothing half-prepared is left to read
+                f"preparing {name} in {root}: no space left on device ({shutil.disk_usage(root).free / 2**20:.1f} "
+                "MiB free); free some space, or set AEJAX_TFDS_DIR (or config.data_dir) to a disk with room, and "
+                "rerun the same command") from None
         sys.stderr.write(printed.getvalue())
         raise
     finally:

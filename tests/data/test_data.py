@@ -15,6 +15,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from aejax import data
+from aejax.core.errors import DiskFullError
 from aejax.data import builders, dsprites
 
 
@@ -248,6 +249,17 @@ def test_preparing_says_one_line_instead_of_tfds_output(tmp_path):
     assert not any("\x1b" in line or "Downloading" in line or "tfds" in line.lower() or
                    "dataset_builder" in line for line in lines), lines
     assert len(lines) <= 2, lines  # "preparing digits (once) ..." and "prepared digits in 1.2s"
+
+
+def test_preparing_on_a_full_disk_is_one_line_and_leaves_nothing_half_prepared(tmp_path, small_filesystem):
+    with small_filesystem(tmp_path / "disk", 64) as mount:
+        with pytest.raises(DiskFullError, match=rf"^preparing digits in {mount}: no space left on device "
+                                                r"\(\d+\.\d MiB free\); free some space, or set AEJAX_TFDS_DIR "
+                                                r"\(or config.data_dir\) to a disk with room, and rerun the same "
+                                                r"command$"):
+            data.load_split("digits", "test", data_dir=mount)
+        left = [os.path.relpath(os.path.join(d, f), mount) for d, _, fs in os.walk(mount) for f in fs]
+        assert [f for f in left if not f.startswith(".locks")] == []  # no incomplete folder, no dataset_info
 
 
 # dSprites ---------------------------------------------------------------------------------------
