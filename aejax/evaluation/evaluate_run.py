@@ -37,7 +37,8 @@ from aejax.evaluation.inputs import DATA_CONVENTIONS, EvalData, codes_of, encode
 from aejax.evaluation.feature_classifier import RECIPES
 from aejax.evaluation.likelihood import likelihood_estimates, likelihood_summary
 from aejax.training.restore import load
-from aejax.training.workdir import OUTPUT_ROOM, atomic_write, check_writable
+from aejax.core.files import atomic_write
+from aejax.training.workdir import OUTPUT_ROOM, check_writable
 
 # name -> what it is, with its unit; the order is the order of the printed table.
 METRICS = {

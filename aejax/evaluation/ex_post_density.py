@@ -19,7 +19,8 @@ from aejax.core import gaussian_mixture, timing
 from aejax.core.errors import ConfigError
 from aejax.evaluation.inputs import codes_of, encode_all, evaluation_split, load_eval_data
 from aejax.training.restore import load
-from aejax.training.workdir import atomic_write, check_writable
+from aejax.core.files import atomic_write
+from aejax.training.workdir import check_writable
 
 
 def fit_mixture(codes: np.ndarray, num_components: int, seed: int = 0) -> SklearnMixture:

@@ -28,7 +28,7 @@ from aejax.core.batching import map_batches
 from aejax.core.errors import ConfigError
 from aejax.data.catalog import dataset_info, observe_factors
 from aejax.evaluation import disentanglement as dm
-from aejax.training.workdir import atomic_write
+from aejax.core.files import atomic_write
 
 PREFIX = "disentanglement/"
 ENCODE_CHUNK = 512  # images per encoder call; every call is padded to this (one compiled shape)

@@ -13,6 +13,7 @@ import os
 import jax
 import numpy as np
 
+from aejax.core.files import save_arrays
 from aejax.data.catalog import dataset_info
 from aejax.figures import grids
 from aejax.figures.page import Figure, save_figure, write_index_html
@@ -34,8 +35,8 @@ def conditional_figures(trained, data, out: str, options, title: str, evaluation
          "Samples by class", f"Row y: decode(z, y) for the same {columns} codes z ~ N(0, I) (one per column) and "
                              "class y: the label sets the class, z the style.")
     mean, logvar = _encode_with_labels(trained, data.x, data.labels, 500)
-    np.savez_compressed(os.path.join(out, "latents.npz"), codes=mean.astype(np.float32),
-                        logvar=logvar.astype(np.float32), labels=data.labels)
+    save_arrays(os.path.join(out, "latents.npz"), codes=mean.astype(np.float32),
+                logvar=logvar.astype(np.float32), labels=data.labels)
     write_index_html(os.path.join(out, "index.html"), title, shown, evaluation, config,
                      ["A conditional model: the figures of unconditional runs (manifold, traversals, "
                       "interpolations, scatter plots) need a class per code and are not drawn."])

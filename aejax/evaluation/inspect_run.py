@@ -20,6 +20,7 @@ from absl import logging
 
 from aejax.core import timing
 from aejax.core.distributions import kl_divergence
+from aejax.core.files import save_arrays
 from aejax.data.catalog import dataset_info
 from aejax.evaluation import clustering
 from aejax.evaluation.evaluate_run import read_report, table_rows
@@ -143,7 +144,7 @@ def inspect_run(workdir: str, step: int | None = None,
              f"Rows of three: clean inputs, corrupted by {config.corruption!r}, reconstructions.")
     else:
         logging.info("inspect: no denoising figure: %s", why_not)
-    np.savez_compressed(os.path.join(out, "latents.npz"), **arrays)
+    save_arrays(os.path.join(out, "latents.npz"), **arrays)
     notes = [] if corrupt is not None else [f"No denoising figure: {why_not}."]
     write_index_html(os.path.join(out, "index.html"), page_title(workdir), shown, eval_table(workdir),
                      load_config(workdir).to_dict(), notes)

@@ -9,6 +9,7 @@ import os
 import numpy as np
 from absl import logging
 
+from aejax.core.files import atomic_write
 from aejax.figures import grids
 
 
@@ -63,6 +64,5 @@ def write_index_html(path: str, title: str, figures: list[Figure], evaluation: E
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "w") as f:
-        f.write(page)
+    atomic_write(path, page)
     return path

@@ -21,6 +21,7 @@ import os
 import numpy as np
 from scipy.linalg import subspace_angles
 
+from aejax.core.files import atomic_write
 from aejax.data import splits
 from aejax.training.loop import train_and_evaluate
 from aejax.training.restore import load
@@ -67,10 +68,8 @@ def compare(config, workdir: str, latent_dims) -> list[dict]:
                      "max_angle_deg": float(angles.max()), "median_angle_deg": float(np.median(angles)),
                      "eigengap": float(1 - variances[k] / variances[k - 1])})
     rows.sort(key=lambda row: row["k"])
-    with open(os.path.join(workdir, "results.json"), "w") as f:
-        json.dump(rows, f, indent=2)
-    with open(os.path.join(workdir, "results.md"), "w") as f:
-        f.write(results_table(rows))
+    atomic_write(os.path.join(workdir, "results.json"), json.dumps(rows, indent=2))
+    atomic_write(os.path.join(workdir, "results.md"), results_table(rows))
     return rows
 
 

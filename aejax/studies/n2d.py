@@ -23,7 +23,8 @@ from aejax.evaluation import n2d
 from aejax.figures.plots import pyplot
 from aejax.training import checkpoint
 from aejax.training.restore import load, load_config
-from aejax.training.workdir import OUTPUT_ROOM, atomic_write, check_writable
+from aejax.core.files import atomic_write
+from aejax.training.workdir import OUTPUT_ROOM, check_writable
 
 CODE_BATCH = 5_000
 

@@ -27,7 +27,7 @@ from aejax.studies.sweep import (POINT_FILE, Point, Sweep, commands_of, left_to_
                                  tail)
 from aejax.studies.sweep_children import Children, run_logged
 from aejax.training.progress import format_seconds
-from aejax.training.workdir import atomic_write
+from aejax.core.files import atomic_write
 
 
 @dataclasses.dataclass(frozen=True)

@@ -33,6 +33,7 @@ from absl import logging
 
 from aejax import models
 from aejax.core.errors import ConfigError
+from aejax.core.files import atomic_write
 from aejax.data import batches, splits
 from aejax.data.builders import stratified_split
 from aejax.data.catalog import dataset_info
@@ -164,10 +165,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> list[dict]:
             logging.info("%s labels, %s%s: test accuracy %.4f (%.0fs)", result["num_labels"], init,
                          " fine-tuned" if finetune and init == "pretrained" else "",
                          result["test_accuracy"], result["seconds"])
-            with open(results_path, "w") as f:
-                json.dump({"runs": runs, "autoencoder_eval": {k: float(v) for k, v in autoencoder_eval.items()
-                                                              if np.ndim(v) == 0},
-                           "classifier": settings}, f, indent=2)
-    with open(os.path.join(workdir, "results.md"), "w") as f:
-        f.write(results_table(runs))
+            atomic_write(results_path, json.dumps(  # whole or not at all: a rerun resumes from it
+                {"runs": runs, "autoencoder_eval": {k: float(v) for k, v in autoencoder_eval.items()
+                                                    if np.ndim(v) == 0},
+                 "classifier": settings}, indent=2))
+    atomic_write(os.path.join(workdir, "results.md"), results_table(runs))
     return runs

@@ -37,7 +37,7 @@ import time
 from aejax.studies.sweep_children import Children, run_logged
 from aejax.training import workdir as workdir_lib
 from aejax.training.progress import format_seconds
-from aejax.training.workdir import atomic_write
+from aejax.core.files import atomic_write
 
 POINT_FILE = "sweep_point.json"
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import glob
+import io
 import json
 import math
 import os
@@ -25,6 +26,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from aejax.core.files import atomic_write
 from aejax.evaluation.evaluate_run import METRICS
 from aejax.figures.plots import pyplot
 from aejax.studies.sweep import POINT_FILE
@@ -73,12 +75,13 @@ def write_csv(path: str, records: list[dict]) -> None:
     keys = sorted({k for r in records for k in r["overrides"]})
     metrics = [m for m in METRICS if any(m in r["metrics"] for r in records)]
     metrics += sorted({m for r in records for m in r["metrics"]} - set(metrics))
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["point", *keys, *metrics])
-        for r in records:
-            writer.writerow([r["point"], *(r["overrides"].get(k, "") for k in keys),
-                             *(r["metrics"].get(m, "") for m in metrics)])
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["point", *keys, *metrics])
+    for r in records:
+        writer.writerow([r["point"], *(r["overrides"].get(k, "") for k in keys),
+                         *(r["metrics"].get(m, "") for m in metrics)])
+    atomic_write(path, text.getvalue())
 
 
 def group(records: list[dict]) -> tuple[list[str], dict[tuple, list[dict]]]:
@@ -199,9 +202,8 @@ def summarise(runs_dir: str, x_key: str | None = None, metrics: list[str] | None
     out = {"csv": os.path.join(runs_dir, "summary.csv"), "markdown": os.path.join(runs_dir, "summary.md")}
     write_csv(out["csv"], records)
     table = markdown_table(keys, groups, metrics)
-    with open(out["markdown"], "w") as f:
-        f.write(f"{len(records)} runs in {runs_dir}; mean ± std over "
-                f"{'/'.join(SEED_KEYS)} (sample std); nats per image.\n\n{table}\n")
+    atomic_write(out["markdown"], f"{len(records)} runs in {runs_dir}; mean ± std over "
+                                  f"{'/'.join(SEED_KEYS)} (sample std); nats per image.\n\n{table}\n")
     out["table"] = table
     x_key = x_key or choose_x(keys, groups)
     if x_key is not None and x_key not in keys:

@@ -35,7 +35,8 @@ from aejax.data import batches
 from aejax.training import integrity
 from aejax.training.state import shape_signature
 from aejax.training.orbax_output import NO_SPACE, quiet_orbax
-from aejax.training.workdir import OUTPUT_ROOM, UNFINISHED_CHECKPOINT, atomic_write
+from aejax.core.files import atomic_write
+from aejax.training.workdir import OUTPUT_ROOM, UNFINISHED_CHECKPOINT
 
 DAMAGED_DIR = "damaged_checkpoints"
 FILES = "aejax_files.json"  # in each finished step folder: {relative path: [size, crc32]} of its files

@@ -27,6 +27,7 @@ from absl import logging
 from aejax import objectives
 from aejax.core import parallel, timing
 from aejax.core.errors import ConfigError, Interrupted, NonFiniteLossError
+from aejax.core.files import atomic_write
 from aejax.data import batches, placement, splits
 from aejax.figures import grids
 from aejax.training import checkpoint, preemption, resume, writers
@@ -163,7 +164,7 @@ def restore_or_start(workdir: str, config: ml_collections.ConfigDict, checkpoint
             say = logging.warning if loud else logging.info
             say("resuming at step %d with config changes (recorded in %s): %s", step, workdir_lib.HISTORY_FILE,
                 "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changes.items()))
-        workdir_lib.atomic_write(os.path.join(workdir, "config.json"), json.dumps(config.to_dict(), indent=2))
+        atomic_write(os.path.join(workdir, "config.json"), json.dumps(config.to_dict(), indent=2))
     return step, state
 
 

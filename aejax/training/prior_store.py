@@ -17,7 +17,7 @@ import flax.serialization
 import jax
 
 from aejax.models import pixelcnn
-from aejax.training.workdir import atomic_write
+from aejax.core.files import atomic_write
 
 PRIOR_DIR = "prior"
 PARAMS_FILE = "pixelcnn.msgpack"

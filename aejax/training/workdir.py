@@ -9,7 +9,7 @@
   process learns whether it got it (one collective), so they stop together.
 * `check_writable`: a file can be created in the directory (read-only mounts,
   permissions, a path that is a file), checked before any work is done.
-* `atomic_write`: a file is replaced whole or not at all (config.json, eval.json).
+* whole-file writes (config.json, eval.json) are `aejax.core.files.atomic_write`'s.
 * `remove_unfinished_checkpoints`: orbax writes a checkpoint into
   `<step>.orbax-checkpoint-tmp*` and renames it when complete; what a killed or
   failed save left behind is removed when the next run starts.
@@ -63,25 +63,6 @@ def check_writable(directory: str, *, create: bool = True, what: str = "the work
         raise DiskFullError(f"{what} {directory} is on a full disk ({_free_megabytes(directory)} MiB free, about "
                             f"{room / 2**20:.1f} MiB needed for what this command writes); free some space and "
                             "rerun the same command")
-
-
-def atomic_write(path: str, text: str | bytes) -> None:
-    """Replace `path` by `text` (str or bytes) whole: a reader sees the old file or the new one, never half."""
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.")
-    try:
-        with os.fdopen(handle, "wb" if isinstance(text, bytes) else "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException as error:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        if isinstance(error, OSError) and error.filename is None and error.errno is not None:
-            raise OSError(error.errno, error.strerror, path) from None  # the file named in the error
-        raise
 
 
 def append_history(workdir: str, record: dict[str, Any]) -> None:

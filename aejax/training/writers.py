@@ -9,7 +9,7 @@ import numpy as np
 from absl import logging
 
 from aejax.core.errors import WorkdirError
-from aejax.training.workdir import atomic_write
+from aejax.core.files import atomic_write
 
 from aejax.training.events import EventFile
 

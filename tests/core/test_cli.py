@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from aejax.core import cli
-from aejax.training.workdir import atomic_write
+from aejax.core.files import atomic_write
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

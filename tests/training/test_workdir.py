@@ -12,6 +12,7 @@ import pytest
 
 import aejax
 from aejax.core.errors import DiskFullError, WorkdirError, WorkdirLockedError
+from aejax.core.files import atomic_write
 from aejax.training import checkpoint, orbax_output, workdir as workdir_lib
 from aejax.training.loop import train_and_evaluate
 from aejax.training.writers import read_metrics
@@ -320,7 +321,7 @@ def test_a_torn_last_metrics_line_is_dropped_with_a_warning(smoke, tmp_path, cap
 
 def test_atomic_write_replaces_whole_files(tmp_path):
     path = str(tmp_path / "x.json")
-    workdir_lib.atomic_write(path, "old")
-    workdir_lib.atomic_write(path, "new")
+    atomic_write(path, "old")
+    atomic_write(path, "new")
     assert open(path).read() == "new" and os.listdir(tmp_path) == ["x.json"]
     assert oct(os.stat(path).st_mode & 0o777) == "0o644"
