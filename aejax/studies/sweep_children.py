@@ -23,11 +23,15 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 class Children:
     """The sweep's running commands; every SIGTERM or SIGINT the sweep receives is passed on to each, once.
 
-    Each command runs in a process group of its own, so a Ctrl-C in the terminal
-    reaches it once, through here (a second signal would stop a training run at
-    once, without its checkpoint). A stopped sweep starts no further command.
-    The signal handler only records the signal; a thread of its own passes it on,
-    so a handler that interrupts `start` cannot deliver a signal twice or miss one.
+    The commands stay in the sweep's process group, so whatever reaches the whole
+    group (a closed terminal, a scheduler's or `kill -9 -PGID`'s group kill) ends
+    them with it. A signal that reached them directly as well (a terminal's
+    Ctrl-C) thus arrives twice within milliseconds, which a training run takes as
+    one request (`aejax.training.preemption.SAME_REQUEST_SECONDS`); a second one
+    later stops it at once, without its checkpoint. A stopped sweep starts no
+    further command. The signal handler only records the signal; a thread of its
+    own passes it on, so a handler that interrupts `start` cannot deliver a
+    signal twice or miss one.
     """
 
     def __init__(self):
@@ -46,7 +50,7 @@ class Children:
         with self._lock:
             if self._received:
                 return None
-            child = subprocess.Popen(command, process_group=0, **popen_kwargs)
+            child = subprocess.Popen(command, **popen_kwargs)
             self._sent[child] = 0
             self._deliver()  # a signal received while it started
             return child

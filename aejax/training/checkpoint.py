@@ -34,7 +34,7 @@ from aejax.core.errors import (DamagedCheckpointError, DiskFullError, Incompatib
 from aejax.data import batches
 from aejax.training import integrity
 from aejax.training.state import shape_signature
-from aejax.training.orbax_output import NO_SPACE, quiet_orbax
+from aejax.training.orbax_output import NO_SPACE, drop_the_failed_saves_coroutines, quiet_orbax
 from aejax.core.files import atomic_write
 from aejax.training.workdir import OUTPUT_ROOM, UNFINISHED_CHECKPOINT
 
@@ -171,6 +171,7 @@ class Checkpointer:
     def _failed(self, error: Exception) -> Exception:
         """The one-line error for a failed background save (the unfinished folder removed)."""
         step, needed = self._saving or (-1, 0)
+        drop_the_failed_saves_coroutines()
         text = " ".join(str(e) for e in (error, error.__cause__, error.__context__) if e is not None)
         try:  # let the save's other writer threads end first, or they recreate what is removed below
             self._manager.wait_until_finished()

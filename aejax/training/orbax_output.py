@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
+import warnings
 from typing import Callable
 
 # How a full disk shows in the errors of orbax, TensorStore and the OS.
@@ -63,3 +64,13 @@ def quiet_orbax() -> None:
             logger.addFilter(_DropOrbaxInfo())
     if not getattr(sys.unraisablehook, "drops_orphaned_loop_callbacks", False):
         sys.unraisablehook = _drop_orphaned_loop_callbacks(sys.unraisablehook)
+
+
+def drop_the_failed_saves_coroutines() -> None:
+    """After a failed save: its writes that never ran are dropped silently.
+
+    The save's pending coroutines (TensorStore writes of the other arrays) are
+    garbage-collected unawaited, and Python warns of each on stderr, often at
+    exit, after the one-line report of the failure.
+    """
+    warnings.filterwarnings("ignore", message=r"coroutine '.*' was never awaited", category=RuntimeWarning)

@@ -5,7 +5,10 @@ loop finishes the chunk it is in, saves a checkpoint, closes its writers and
 raises `aejax.core.errors.Interrupted`, which the command prints as one line
 and exits with 128 + the signal's number (143 for SIGTERM, 130 for SIGINT). A
 second signal stops the process at once, without saving (the last checkpoint
-stays whole: orbax only ever renames complete ones into place).
+stays whole: orbax only ever renames complete ones into place), unless it
+comes within `SAME_REQUEST_SECONDS` of the first: that is one request delivered
+twice (a terminal's Ctrl-C reaches a sweep and its runs, and the sweep passes
+it on as well; `aejax.studies.sweep_children`), not a person pressing again.
 
 In a multi-process job a signal may reach one process, or reach them at
 different chunks; `requested()` takes the largest signal number over the
@@ -18,12 +21,14 @@ import os
 import signal
 import sys
 import threading
+import time
 
 from absl import logging
 
 from aejax.core import parallel
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
+SAME_REQUEST_SECONDS = 0.1
 
 
 class StopSignals:
@@ -31,6 +36,7 @@ class StopSignals:
 
     def __init__(self):
         self.signal_number = 0
+        self._first_at = 0.0
         self._previous: dict[int, object] = {}
 
     def __enter__(self) -> "StopSignals":
@@ -47,12 +53,15 @@ class StopSignals:
     def _handle(self, number: int, frame) -> None:
         del frame
         name = signal.Signals(number).name
+        if self.signal_number and time.monotonic() - self._first_at < SAME_REQUEST_SECONDS:
+            logging.info("%s again at once: the same request, delivered twice", name)
+            return
         if self.signal_number:
             sys.stderr.write(f"second {name}: stopping at once, without saving; the last checkpoint is "
                              "intact\n")
             sys.stderr.flush()
             os._exit(128 + number)
-        self.signal_number = number
+        self.signal_number, self._first_at = number, time.monotonic()
         logging.warning("%s received: finishing this chunk of steps, then saving a checkpoint and "
                         "stopping (send it again to stop at once, without saving)", name)
 

@@ -170,9 +170,10 @@ def stop_when_both_run():
         time.sleep(0.01)
     os.kill(os.getpid(), signum)
 threading.Thread(target=stop_when_both_run, daemon=True).start()
-code = sweep.run(points, sweep.run_point, 2, runs)
 import signal
-print("handler restored:", signal.getsignal(signum) in (signal.SIG_DFL, signal.default_int_handler))
+before = signal.getsignal(signum)
+code = sweep.run(points, sweep.run_point, 2, runs)
+print("handler restored:", signal.getsignal(signum) is before)
 sys.exit(code)
 """
 

@@ -84,6 +84,21 @@ def test_a_second_signal_stops_at_once_without_saving():
         "second SIGINT: stopping at once, without saving; the last checkpoint is intact"
 
 
+
+def test_the_same_signal_twice_at_once_is_one_request():
+    """A terminal's Ctrl-C reaches a sweep's run directly and again through the sweep, milliseconds apart."""
+    code = ("import os, signal, time\n"
+            "from aejax.training import preemption\n"
+            "with preemption.StopSignals() as signals:\n"
+            "    os.kill(os.getpid(), signal.SIGINT)\n"
+            "    time.sleep(0.01)\n"
+            "    os.kill(os.getpid(), signal.SIGINT)\n"
+            "    time.sleep(0.3)\n"
+            "print('still running, asked to stop by', signals.signal_number)\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=ENV, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0 and "still running, asked to stop by 2" in result.stdout, result.stderr
+
 def test_stop_signals_only_set_a_flag_and_restore_the_handlers():
     before = signal.getsignal(signal.SIGTERM)
     with preemption.StopSignals() as signals:
