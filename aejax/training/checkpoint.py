@@ -31,15 +31,17 @@ from absl import logging as absl_logging
 from aejax.core import parallel
 from aejax.core.errors import (DamagedCheckpointError, DiskFullError, IncompatibleCheckpointError,
                                WorkdirError)
+from aejax.core.files import atomic_write
 from aejax.data import batches
 from aejax.training import integrity
-from aejax.training.state import shape_signature
 from aejax.training.orbax_output import NO_SPACE, drop_the_failed_saves_coroutines, quiet_orbax
-from aejax.core.files import atomic_write
+from aejax.training.state import shape_signature
 from aejax.training.workdir import OUTPUT_ROOM, UNFINISHED_CHECKPOINT
 
 DAMAGED_DIR = "damaged_checkpoints"
 FILES = "aejax_files.json"  # in each finished step folder: {relative path: [size, crc32]} of its files
+
+
 def _config_diff(stored: dict, current: dict) -> list[str]:
     keys = sorted(set(stored) | set(current))
     return [f"{k}: checkpoint {stored.get(k)!r} vs now {current.get(k)!r}"

@@ -68,36 +68,32 @@ def test_a_signal_saves_and_stops_then_resume_is_exact(assert_same_tree, uninter
         [r["step"] for r in read_metrics(uninterrupted) if "train/loss" in r]
 
 
-def test_a_second_signal_stops_at_once_without_saving():
-    code = ("import os, signal, time\n"
-            "from aejax.training import preemption\n"
-            "with preemption.StopSignals():\n"
-            "    os.kill(os.getpid(), signal.SIGINT)\n"
-            "    time.sleep(0.2)\n"
-            "    os.kill(os.getpid(), signal.SIGINT)\n"
-            "    time.sleep(10)\n"
-            "print('not reached')\n")
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=ENV, capture_output=True, text=True,
-                            timeout=60)
-    assert result.returncode == 130 and "not reached" not in result.stdout
-    assert result.stderr.splitlines()[-1] == \
-        "second SIGINT: stopping at once, without saving; the last checkpoint is intact"
-
-
-
-def test_the_same_signal_twice_at_once_is_one_request():
-    """A terminal's Ctrl-C reaches a sweep's run directly and again through the sweep, milliseconds apart."""
+def two_sigints(gap: float) -> subprocess.CompletedProcess:
+    """A process under StopSignals sent SIGINT twice, `gap` seconds apart; it prints if it is still running."""
     code = ("import os, signal, time\n"
             "from aejax.training import preemption\n"
             "with preemption.StopSignals() as signals:\n"
             "    os.kill(os.getpid(), signal.SIGINT)\n"
-            "    time.sleep(0.01)\n"
+            f"    time.sleep({gap})\n"
             "    os.kill(os.getpid(), signal.SIGINT)\n"
             "    time.sleep(0.3)\n"
             "print('still running, asked to stop by', signals.signal_number)\n")
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=ENV, capture_output=True, text=True,
-                            timeout=60)
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=ENV, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_a_second_signal_stops_at_once_without_saving():
+    result = two_sigints(0.2)
+    assert result.returncode == 130 and "still running" not in result.stdout
+    assert result.stderr.splitlines()[-1] == \
+        "second SIGINT: stopping at once, without saving; the last checkpoint is intact"
+
+
+def test_the_same_signal_twice_at_once_is_one_request():
+    """A terminal's Ctrl-C reaches a sweep's run directly and again through the sweep, milliseconds apart."""
+    result = two_sigints(0.01)
     assert result.returncode == 0 and "still running, asked to stop by 2" in result.stdout, result.stderr
+
 
 def test_stop_signals_only_set_a_flag_and_restore_the_handlers():
     before = signal.getsignal(signal.SIGTERM)
